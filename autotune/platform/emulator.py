@@ -82,7 +82,7 @@ class RunResult:
 
     instructions: int
     cycles: int | None
-    cycle_model: str  # "cortex-m4 v1"; "" when the target has no model
+    cycle_model: str  # "cortex-m4 v2"; "" when the target has no model
     outputs: dict[str, bytes]
     runner: str = RUNNER_NAME
     wall_time_s: float = 0.0
@@ -95,7 +95,7 @@ class RunResult:
         return cycles_label(self.cycle_model) if self.cycle_model else ""
 
     def metrics(self) -> dict[str, int]:
-        """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v1)": 1890}."""
+        """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v2)": 1890}."""
         out = {INSTRUCTIONS_LABEL: self.instructions}
         if self.cycles is not None and self.cycle_model:
             out[self.cycles_label] = self.cycles

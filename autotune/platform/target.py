@@ -35,7 +35,7 @@ class Target:
     toolchain: Toolchain
     memory: tuple[MemoryRegion, ...]
     runner: str  # name of the default runner (see register_runners)
-    cycle_model: str  # name of the timing model, e.g. "cortex-m4 v1"; "" when none
+    cycle_model: str  # name of the timing model, e.g. "cortex-m4 v2"; "" when none
     aliases: tuple[str, ...] = ()
     features: frozenset[str] = field(
         default_factory=frozenset

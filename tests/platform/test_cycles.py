@@ -60,7 +60,7 @@ def test_every_target_names_an_existing_model() -> None:
             assert model.label == f"cycles (model {t.cycle_model})"
             assert model.info.sources
     assert len(model_names()) == 10
-    assert get_model("cortex-m4").name == "cortex-m4 v1"
+    assert get_model("cortex-m4").name == "cortex-m4 v2"
     with pytest.raises(UnknownCycleModelError, match="unknown cycle model 'cortex-m5 v1'"):
         get_model("cortex-m5 v1")
 
@@ -72,74 +72,74 @@ def test_m4_pipelined_loads(tmp_path: Path) -> None:
     # DDI 0337I 3.3.2 (same rules on the M4): "LDR R0,[R1,R5]; LDR R1,[R2];
     # LDR R2,[R3,#4] - normally four cycles total".
     c = cost(
-        "cortex-m4 v1", "thumb-m", "ldr r0, [r1, r5]\nldr r1, [r2]\nldr r2, [r3, #4]", tmp_path
+        "cortex-m4 v2", "thumb-m", "ldr r0, [r1, r5]\nldr r1, [r2]\nldr r2, [r3, #4]", tmp_path
     )
     assert (c.instructions, c.cycles) == (3, 4)
     # A run of eight independent loads: 2 for the first, 1 for each following.
     body = "\n".join(f"ldr r{i}, [r8, #{4 * i}]" for i in range(8))
-    assert cost("cortex-m4 v1", "thumb-m", body, tmp_path).cycles == 2 + 7
+    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 2 + 7
     # "LDR R0,[R1,R2]; STR R0,[R3,#20] - normally three cycles total"
     assert (
-        cost("cortex-m4 v1", "thumb-m", "ldr r0, [r1, r2]\nstr r0, [r3, #20]", tmp_path).cycles == 3
+        cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1, r2]\nstr r0, [r3, #20]", tmp_path).cycles == 3
     )
     # "LDR R0,[R1,R2]; STR R1,[R3,R2] - normally three cycles total"
     assert (
-        cost("cortex-m4 v1", "thumb-m", "ldr r0, [r1, r2]\nstr r1, [r3, r2]", tmp_path).cycles == 3
+        cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1, r2]\nstr r1, [r3, r2]", tmp_path).cycles == 3
     )
 
 
 def test_m4_load_whose_address_depends_on_the_previous_instruction(tmp_path: Path) -> None:
     # The second load's address is the first load's result: no pipelining, 2 + 2.
-    assert cost("cortex-m4 v1", "thumb-m", "ldr r0, [r1]\nldr r2, [r0]", tmp_path).cycles == 4
+    assert cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1]\nldr r2, [r0]", tmp_path).cycles == 4
     # An address computed by the preceding data-processing instruction stalls
     # one cycle ("no forwarding path for this scenario"): 1 + (2 + 1).
-    assert cost("cortex-m4 v1", "thumb-m", "adds r1, r4, #4\nldr r0, [r1]", tmp_path).cycles == 4
+    assert cost("cortex-m4 v2", "thumb-m", "adds r1, r4, #4\nldr r0, [r1]", tmp_path).cycles == 4
 
 
 def test_m4_smlad_chain_is_single_cycle(tmp_path: Path) -> None:
     # Table 3-1 (M4): SMLAD 1 cycle; four dependent SMLADs on one accumulator.
     body = "\n".join(["smlad r0, r1, r2, r0"] * 4)
-    assert cost("cortex-m4 v1", "thumb-m", body, tmp_path).cycles == 4
-    assert cost("cortex-m33 v1", "thumb-m", body, tmp_path).cycles == 4
+    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 4
+    assert cost("cortex-m33 v2", "thumb-m", body, tmp_path).cycles == 4
 
 
 def test_m4_taken_branch_costs_a_pipeline_refill(tmp_path: Path) -> None:
     # SUBS 1; BNE 1, or 1 + P when taken; P = 1 for a speculated direct branch
     # to a 16-bit target.
-    c = cost("cortex-m4 v1", "thumb-m", "subs r0, #1\nbne back", tmp_path)
+    c = cost("cortex-m4 v2", "thumb-m", "subs r0, #1\nbne back", tmp_path)
     assert (c.cycles, c.cycles + c.taken_delta) == (2, 3)
     # BX LR: 1 + P with P = 2 for a register target.
-    c = cost("cortex-m4 v1", "thumb-m", "bx lr", tmp_path)
+    c = cost("cortex-m4 v2", "thumb-m", "bx lr", tmp_path)
     assert (c.cycles, c.taken_delta) == (1, 2)
     # Entering a block whose first instruction is 32-bit at a halfword address
     # costs a second fetch (the 1..3 range of P).
     assert (
-        cost("cortex-m4 v1", "thumb-m", "add.w r0, r0, #1", tmp_path, at=BASE + 2).entry_extra == 1
+        cost("cortex-m4 v2", "thumb-m", "add.w r0, r0, #1", tmp_path, at=BASE + 2).entry_extra == 1
     )
-    assert cost("cortex-m4 v1", "thumb-m", "add.w r0, r0, #1", tmp_path).entry_extra == 0
+    assert cost("cortex-m4 v2", "thumb-m", "add.w r0, r0, #1", tmp_path).entry_extra == 0
 
 
 def test_m4_and_m3_multiply_and_divide(tmp_path: Path) -> None:
     body = "mul r0, r1, r2\nmla r3, r1, r2, r3\numull r4, r5, r1, r2\nsdiv r6, r1, r2"
     # M4 Table 3-1: MUL 1, MLA 1, UMULL 1, SDIV 2-12 (upper bound 12).
-    assert cost("cortex-m4 v1", "thumb-m", body, tmp_path).cycles == 1 + 1 + 1 + 12
+    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 1 + 1 + 1 + 12
     # M3 Table 3-1: MUL 1, MLA 2, UMULL 3-5 (3), SDIV 2-12 (12).
-    assert cost("cortex-m3 v1", "thumb-m", body, tmp_path).cycles == 1 + 2 + 3 + 12
+    assert cost("cortex-m3 v2", "thumb-m", body, tmp_path).cycles == 1 + 2 + 3 + 12
 
 
 def test_m4_multiple_transfers(tmp_path: Path) -> None:
     # PUSH/LDM/STM 1 + N; POP with PC 1 + N, then the reload.
-    assert cost("cortex-m4 v1", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 6
-    c = cost("cortex-m4 v1", "thumb-m", "pop {r4-r7, pc}", tmp_path)
+    assert cost("cortex-m4 v2", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 6
+    c = cost("cortex-m4 v2", "thumb-m", "pop {r4-r7, pc}", tmp_path)
     assert (c.cycles, c.taken_delta) == (6, 2)
-    assert cost("cortex-m4 v1", "thumb-m", "ldrd r0, r1, [r2]", tmp_path).cycles == 3
-    assert cost("cortex-m4 v1", "thumb-m", "ldm r0, {r1, r2, r3}", tmp_path).cycles == 4
+    assert cost("cortex-m4 v2", "thumb-m", "ldrd r0, r1, [r2]", tmp_path).cycles == 3
+    assert cost("cortex-m4 v2", "thumb-m", "ldm r0, {r1, r2, r3}", tmp_path).cycles == 4
 
 
 def test_m3_rejects_dsp_instructions(tmp_path: Path) -> None:
     smlad = asm("thumb-m", "smlad r0, r1, r2, r0", tmp_path)[0]
-    assert get_model("cortex-m4 v1").check(smlad) is None
-    assert "not implemented by cortex-m3" in (get_model("cortex-m3 v1").check(smlad) or "")
+    assert get_model("cortex-m4 v2").check(smlad) is None
+    assert "not implemented by cortex-m3" in (get_model("cortex-m3 v2").check(smlad) or "")
 
 
 # ------------------------------------------------------------ Cortex-M0 / M0+
@@ -147,28 +147,28 @@ def test_m3_rejects_dsp_instructions(tmp_path: Path) -> None:
 
 def test_m0_muls_loads_and_branches(tmp_path: Path) -> None:
     # DDI 0432C Table 3-1: MULS 1 (fast multiplier), LDR 2 (no pipelining).
-    assert cost("cortex-m0 v1", "thumb-m0", "muls r0, r1, r0\n" * 3, tmp_path).cycles == 3
+    assert cost("cortex-m0 v2", "thumb-m0", "muls r0, r1, r0\n" * 3, tmp_path).cycles == 3
     loads = "ldr r0, [r4]\nldr r1, [r4, #4]\nldr r2, [r4, #8]"
-    assert cost("cortex-m0 v1", "thumb-m0", loads, tmp_path).cycles == 6
+    assert cost("cortex-m0 v2", "thumb-m0", loads, tmp_path).cycles == 6
     # B<cc> 1 or 3; BL 4; BX 3; POP {r4, pc} 4 + N = 6; PUSH {r4-r7, lr} 1 + 5.
-    c = cost("cortex-m0 v1", "thumb-m0", "subs r0, #1\nbne back", tmp_path)
+    c = cost("cortex-m0 v2", "thumb-m0", "subs r0, #1\nbne back", tmp_path)
     assert (c.cycles, c.cycles + c.taken_delta) == (2, 4)
-    c = cost("cortex-m0 v1", "thumb-m0", "bl fwd", tmp_path)
+    c = cost("cortex-m0 v2", "thumb-m0", "bl fwd", tmp_path)
     assert c.cycles + c.taken_delta == 4
-    c = cost("cortex-m0 v1", "thumb-m0", "bx lr", tmp_path)
+    c = cost("cortex-m0 v2", "thumb-m0", "bx lr", tmp_path)
     assert c.cycles + c.taken_delta == 3
-    c = cost("cortex-m0 v1", "thumb-m0", "pop {r4, pc}", tmp_path)
+    c = cost("cortex-m0 v2", "thumb-m0", "pop {r4, pc}", tmp_path)
     assert c.cycles + c.taken_delta == 6
-    assert cost("cortex-m0 v1", "thumb-m0", "push {r4-r7, lr}", tmp_path).cycles == 6
+    assert cost("cortex-m0 v2", "thumb-m0", "push {r4-r7, lr}", tmp_path).cycles == 6
 
 
 def test_m0plus_has_a_shorter_refill(tmp_path: Path) -> None:
     # DDI 0484C Table 3-1: B<cc> 1 or 2, BL 3, POP {r4, pc} 3 + N = 5.
-    c = cost("cortex-m0plus v1", "thumb-m0", "bne back", tmp_path)
+    c = cost("cortex-m0plus v2", "thumb-m0", "bne back", tmp_path)
     assert (c.cycles, c.cycles + c.taken_delta) == (1, 2)
-    c = cost("cortex-m0plus v1", "thumb-m0", "bl fwd", tmp_path)
+    c = cost("cortex-m0plus v2", "thumb-m0", "bl fwd", tmp_path)
     assert c.cycles + c.taken_delta == 3
-    c = cost("cortex-m0plus v1", "thumb-m0", "pop {r4, pc}", tmp_path)
+    c = cost("cortex-m0plus v2", "thumb-m0", "pop {r4, pc}", tmp_path)
     assert c.cycles + c.taken_delta == 5
 
 
@@ -178,36 +178,36 @@ def test_m0plus_has_a_shorter_refill(tmp_path: Path) -> None:
 def test_m7_dual_issue(tmp_path: Path) -> None:
     # IssueWidth 2, two ALUs: independent ALU pairs issue together.
     assert (
-        cost("cortex-m7 v1", "thumb-m", "add.w r0, r0, #1\nadd.w r1, r1, #1", tmp_path).cycles == 1
+        cost("cortex-m7 v2", "thumb-m", "add.w r0, r0, #1\nadd.w r1, r1, #1", tmp_path).cycles == 1
     )
     three = "add.w r0, r0, #1\nadd.w r1, r1, #1\nadd.w r2, r2, #1"
-    assert cost("cortex-m7 v1", "thumb-m", three, tmp_path).cycles == 2
+    assert cost("cortex-m7 v2", "thumb-m", three, tmp_path).cycles == 2
     # A dependent pair cannot share a cycle.
     assert (
-        cost("cortex-m7 v1", "thumb-m", "add.w r0, r0, #1\nadd.w r1, r0, #1", tmp_path).cycles == 2
+        cost("cortex-m7 v2", "thumb-m", "add.w r0, r0, #1\nadd.w r1, r0, #1", tmp_path).cycles == 2
     )
 
 
 def test_m7_load_use_and_multiply_latency(tmp_path: Path) -> None:
     # WriteLd latency 1 (word), M7SlowLoad latency 2 (byte).
-    assert cost("cortex-m7 v1", "thumb-m", "ldr r0, [r1]\nadd.w r2, r0, #1", tmp_path).cycles == 2
-    assert cost("cortex-m7 v1", "thumb-m", "ldrb r0, [r1]\nadd.w r2, r0, #1", tmp_path).cycles == 3
+    assert cost("cortex-m7 v2", "thumb-m", "ldr r0, [r1]\nadd.w r2, r0, #1", tmp_path).cycles == 2
+    assert cost("cortex-m7 v2", "thumb-m", "ldrb r0, [r1]\nadd.w r2, r0, #1", tmp_path).cycles == 3
     # MAC latency 2, accumulator read one cycle late: an SMLAD chain on its
     # accumulator issues every cycle; a multiplicand dependence waits 2.
     chain = "\n".join(["smlad r0, r1, r2, r0"] * 4)
-    assert cost("cortex-m7 v1", "thumb-m", chain, tmp_path).cycles == 4
+    assert cost("cortex-m7 v2", "thumb-m", chain, tmp_path).cycles == 4
     dep = "smlad r0, r1, r2, r3\nsmlad r4, r0, r2, r3"
-    assert cost("cortex-m7 v1", "thumb-m", dep, tmp_path).cycles == 3
+    assert cost("cortex-m7 v2", "thumb-m", dep, tmp_path).cycles == 3
     # WriteDIV: 7 cycles, single issue.
-    assert cost("cortex-m7 v1", "thumb-m", "sdiv r0, r1, r2", tmp_path).cycles == 7
+    assert cost("cortex-m7 v2", "thumb-m", "sdiv r0, r1, r2", tmp_path).cycles == 7
     # Load/store multiple: single issue, two registers per cycle on the 64-bit path.
-    assert cost("cortex-m7 v1", "thumb-m", "ldm r0, {r1-r4}", tmp_path).cycles == 2
-    assert cost("cortex-m7 v1", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 3
+    assert cost("cortex-m7 v2", "thumb-m", "ldm r0, {r1-r4}", tmp_path).cycles == 2
+    assert cost("cortex-m7 v2", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 3
 
 
 def test_m7_branch_prediction(tmp_path: Path) -> None:
     # A loop back-edge is predicted taken: leaving the loop costs the mispredict (4).
-    c = cost("cortex-m7 v1", "thumb-m", "subs r0, #1\nbne back", tmp_path)
+    c = cost("cortex-m7 v2", "thumb-m", "subs r0, #1\nbne back", tmp_path)
     assert c.cycles + c.taken_delta == 2  # SUBS, then BNE waiting for the flags
     assert c.cycles == 2 + 4
 

@@ -18,18 +18,18 @@ KIB, MIB = 1024, 1024 * 1024
 
 # name: (aliases that must resolve, family, arch, Debian package, compiler, cycle model)
 EXPECTED = {
-    "cortex-m0": (("m0",), "cortex-m", "armv6-m", "gcc-arm-none-eabi", "cortex-m0 v1"),
+    "cortex-m0": (("m0",), "cortex-m", "armv6-m", "gcc-arm-none-eabi", "cortex-m0 v2"),
     "cortex-m0plus": (
         ("m0plus", "m0+"),
         "cortex-m",
         "armv6-m",
         "gcc-arm-none-eabi",
-        "cortex-m0plus v1",
+        "cortex-m0plus v2",
     ),
-    "cortex-m3": (("m3",), "cortex-m", "armv7-m", "gcc-arm-none-eabi", "cortex-m3 v1"),
-    "cortex-m4": (("m4",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m4 v1"),
-    "cortex-m7": (("m7",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m7 v1"),
-    "cortex-m33": (("m33",), "cortex-m", "armv8-m.main", "gcc-arm-none-eabi", "cortex-m33 v1"),
+    "cortex-m3": (("m3",), "cortex-m", "armv7-m", "gcc-arm-none-eabi", "cortex-m3 v2"),
+    "cortex-m4": (("m4",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m4 v2"),
+    "cortex-m7": (("m7",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m7 v2"),
+    "cortex-m33": (("m33",), "cortex-m", "armv8-m.main", "gcc-arm-none-eabi", "cortex-m33 v2"),
     "cortex-a53": (("a53",), "cortex-a", "armv8-a", "gcc-aarch64-linux-gnu", "cortex-a53 v1"),
     "cortex-a7": (("a7",), "cortex-a", "armv7-a", "gcc-arm-none-eabi", "cortex-a7 v1"),
     "arc-em": (("em4_dmips", "arc"), "arc", "arcv2em", "gcc-arc-linux-gnu", ""),

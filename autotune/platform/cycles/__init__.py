@@ -1,7 +1,7 @@
-"""Per-core cycle models, looked up by the name a target declares (``"cortex-m4 v1"``).
+"""Per-core cycle models, looked up by the name a target declares (``"cortex-m4 v2"``).
 
 Every figure a model produces is an estimate and is labelled as such:
-``cycles (model cortex-m4 v1)``; instruction counts from the emulator are
+``cycles (model cortex-m4 v2)``; instruction counts from the emulator are
 ``instructions (exact)``.
 """
 
@@ -48,7 +48,7 @@ def model_names() -> list[str]:
 
 
 def get_model(name: str) -> CycleModel:
-    """The model called ``name`` (``"cortex-m4 v1"``); a bare core name means its latest version."""
+    """The model called ``name`` (``"cortex-m4 v2"``); a bare core name means its latest version."""
     cls = _MODELS.get(name)
     if cls is None:
         versions = [n for n in _MODELS if n.rsplit(" v", 1)[0] == name]

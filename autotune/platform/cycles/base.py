@@ -92,7 +92,7 @@ class CycleModel(ABC):
 
     @property
     def name(self) -> str:
-        """The model's full name, as targets refer to it: ``"cortex-m4 v1"``."""
+        """The model's full name, as targets refer to it: ``"cortex-m4 v2"``."""
         return f"{self.info.name} v{self.info.version}"
 
     @property

@@ -65,7 +65,7 @@ def _entry_extra_32bit_unaligned(insns: Sequence[Insn]) -> int:
 class CortexM0(CycleModel):
     """Cortex-M0: 3-stage pipeline, von Neumann bus, no branch speculation."""
 
-    info = ModelInfo("cortex-m0", 1, ("Arm DDI 0432C, Cortex-M0 TRM, Table 3-1",))
+    info = ModelInfo("cortex-m0", 2, ("Arm DDI 0432C, Cortex-M0 TRM, Table 3-1",))
     # DDI 0432C Table 3-1: B<cc> 1 or 3, B 3, BL 4, BX/BLX 3, MOV/ADD PC 3 -> a
     # taken branch adds 2 refill cycles; POP {..,PC} is 4+N -> 3 on top of 1+N.
     refill = 2
@@ -115,7 +115,7 @@ class CortexM0(CycleModel):
 class CortexM0Plus(CortexM0):
     """Cortex-M0+: 2-stage pipeline, so a taken branch refills one stage less."""
 
-    info = ModelInfo("cortex-m0plus", 1, ("Arm DDI 0484C, Cortex-M0+ TRM, Table 3-1",))
+    info = ModelInfo("cortex-m0plus", 2, ("Arm DDI 0484C, Cortex-M0+ TRM, Table 3-1",))
     # DDI 0484C Table 3-1: B<cc> 1 or 2, B 2, BL 3, BX/BLX 2, POP {..,PC} 3+N,
     # DMB/DSB/ISB 3, MRS/MSR 3. Loads/stores are 2 (1 only on the single-cycle
     # I/O port, which kernels do not use).
@@ -130,7 +130,7 @@ class CortexM3(CycleModel):
 
     info = ModelInfo(
         "cortex-m3",
-        1,
+        2,
         ("Arm DDI 0337I, Cortex-M3 TRM, Table 3-1 and section 3.3.2 Load/store timings",),
     )
     has_dsp = False
@@ -232,7 +232,7 @@ class CortexM4(CortexM3):
 
     info = ModelInfo(
         "cortex-m4",
-        1,
+        2,
         (
             "Arm 100166_0001_00, Cortex-M4 TRM, Table 3-1",
             "Arm DDI 0337I, Cortex-M3 TRM, 3.3.2 Load/store timings (same rules)",
@@ -253,7 +253,7 @@ class CortexM33(CortexM4):
 
     info = ModelInfo(
         "cortex-m33",
-        1,
+        2,
         (
             "llvm/lib/Target/ARM/ARM.td: cortex-m33 uses CortexM4Model",
             "Arm 100166_0001_00, Cortex-M4 TRM, Table 3-1",
@@ -267,7 +267,7 @@ _M7_SLOT0 = {"clz", "bfc", "bfi", "ldrex", "ldrexb", "ldrexh"}
 class CortexM7(CycleModel):
     """Cortex-M7: 6-stage, dual-issue, with a branch predictor (LLVM ARMScheduleM7.td)."""
 
-    info = ModelInfo("cortex-m7", 1, ("llvm/lib/Target/ARM/ARMScheduleM7.td",))
+    info = ModelInfo("cortex-m7", 2, ("llvm/lib/Target/ARM/ARMScheduleM7.td",))
     mispredict = 4  # CortexM7Model.MispredictPenalty
 
     def op(self, insn: Insn) -> Op:

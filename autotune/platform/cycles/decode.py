@@ -84,6 +84,7 @@ _ARM_LOAD_PREFIX = ("ldr", "ldm", "pop", "vld", "vpop", "ldrex", "tbb", "tbh", "
 _ARM_STORE_PREFIX = ("str", "stm", "push", "vst", "vpush", "strex", "stl")
 _ARM_MULTI = ("ldm", "stm", "push", "pop", "vldm", "vstm", "vpush", "vpop")
 _ARM_MAC = {"mla", "mls", "usada8"}
+_ARM_DIRECT = ("b", "bl", "cbz", "cbnz")  # target in the encoding
 _ARM_LONG_MAC = {"umlal", "umaal"}
 
 
@@ -134,12 +135,13 @@ def _decode_arm(ins, thumb: bool) -> Insn:
         writes = writes | {"cpsr"}
     branch = Branch.NONE
     call = name in ("bl", "blx")
-    if "pc" in writes:
-        if name in ("b", "bl", "cbz", "cbnz") or (name == "blx" and target is not None):
-            branch = Branch.COND if cond or name in ("cbz", "cbnz") else Branch.DIRECT
-        else:
-            branch = Branch.INDIRECT
-            target = None
+    # Capstone lists PC as written for some branches only (not for Thumb B, B.W,
+    # B<cc>.W, CBZ/CBNZ or TBB/TBH), so the mnemonic decides what is a branch.
+    if name in _ARM_DIRECT or (name == "blx" and target is not None):
+        branch = Branch.COND if cond or name in ("cbz", "cbnz") else Branch.DIRECT
+    elif "pc" in writes or name in ("tbb", "tbh"):
+        branch = Branch.INDIRECT
+        target = None
     else:
         target = None
     groups = frozenset(ins.group_name(g).lower() for g in ins.groups)
