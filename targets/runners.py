@@ -8,6 +8,8 @@
   it declines to run, so the tuner falls back to code size and says so.
 - ``nsim``: Synopsys nSIM for ARC EM, reported available only where ``nsimdrv``
   is installed.
+- ``gdb``: a Cortex-M core behind any GDB server (a board through pyOCD or OpenOCD,
+  or QEMU's gdbstub), cycles from the core's DWT counter (docs/boards.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from autotune.platform.emulator import (
     RunResult,
     UnicornRunner,
 )
+from autotune.platform.gdb_runner import GdbRunner
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.qemu import QemuRunner
 from autotune.platform.target import Target
@@ -89,7 +92,13 @@ class NsimRunner:
         )
 
 
-RUNNERS: tuple[Any, ...] = (UnicornRunner(), QemuRunner(), SizeOnlyRunner(), NsimRunner())
+RUNNERS: tuple[Any, ...] = (
+    UnicornRunner(),
+    QemuRunner(),
+    SizeOnlyRunner(),
+    NsimRunner(),
+    GdbRunner(),
+)
 
 
 @hookimpl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autotune.emit.deploy import deploy
 from autotune.emit.library import Choice
+from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.tune.db import ResultsDB, default_db_url
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
 from autotune.tune.report import write_outputs
@@ -107,6 +109,18 @@ class ProgressEvents(Events):
     type=click.FloatRange(0, min_open=True),
     help="Core clock for the milliseconds in the report [default: the target's typical clock].",
 )
+@click.option(
+    "--runner",
+    metavar="NAME",
+    help="Measure with this runner instead of the target's default (`gdb`: a board or "
+    "QEMU behind a GDB server, see docs/boards.md).",
+)
+@click.option(
+    "--remote",
+    metavar="HOST:PORT",
+    help="Address of the runner's server (for --runner gdb: the GDB server, e.g. "
+    "localhost:3333 for OpenOCD). Also read from AUTOTUNE_REMOTE.",
+)
 @click.option("--no-library", is_flag=True, help="Do not emit and verify the whole-model library.")
 @click.option(
     "--flash-limit",
@@ -129,9 +143,13 @@ def command(
     clock_mhz: float | None,
     no_library: bool,
     flash_limit: float | None,
+    runner: str | None,
+    remote: str | None,
 ) -> None:
     """Tune MODEL's layers for a target; write kernels/, report.md and report.json to --out."""
-    options = TuneOptions(target, trials, jobs, timeout, db_url, retune, seed, flash_limit)
+    if remote:
+        os.environ[REMOTE_ENV] = remote  # read by the runner, also in worker processes
+    options = TuneOptions(target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner)
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -151,7 +169,7 @@ def command(
             for layer in run.layers
             if layer.best is not None
         }
-        with console.status("emitting the library and running the whole model on the simulator"):
+        with console.status(f"emitting the library and running the whole model ({run.context.runner})"):
             deployment = deploy(
                 run.graph, run.target, out_dir, choices, clock_mhz, seed, db=ResultsDB(db_url)
             ).as_json()
@@ -180,7 +198,12 @@ def command(
         d = deployment
         if d["verified_calls"]:
             when = f", {d['milliseconds']:.3f} ms at {d['clock_mhz']:g} MHz" if d["cycles"] else ""
-            ran = f"bit-exact on the simulator, {d['instructions']:,} instructions per inference{when}"
+            counted = (
+                f", {d['instructions']:,} instructions per inference"
+                if d["instructions"] is not None
+                else ""
+            )
+            ran = f"bit-exact on {run.context.runner}{counted}{when}"
         else:
             ran = "compiled, not run (no executor for this target here)"
         console.print(

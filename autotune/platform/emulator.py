@@ -80,24 +80,27 @@ class EmulatorTimeout(RunError):
 class RunResult:
     """What one execution measured; every figure carries its provenance label."""
 
-    instructions: int
+    instructions: int | None  # None where the runner counts none (a board)
     cycles: int | None
     cycle_model: str  # "cortex-m4 v2"; "" when the target has no model
     outputs: dict[str, bytes]
     runner: str = RUNNER_NAME
     wall_time_s: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    label: str = ""  # what the cycles are when no model made them: "cycles (board, DWT)"
 
     instructions_label = INSTRUCTIONS_LABEL
 
     @property
     def cycles_label(self) -> str:
+        if self.label:
+            return self.label
         return cycles_label(self.cycle_model) if self.cycle_model else ""
 
     def metrics(self) -> dict[str, int]:
         """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v2)": 1890}."""
-        out = {INSTRUCTIONS_LABEL: self.instructions}
-        if self.cycles is not None and self.cycle_model:
+        out = {} if self.instructions is None else {INSTRUCTIONS_LABEL: self.instructions}
+        if self.cycles is not None and self.cycles_label:
             out[self.cycles_label] = self.cycles
         return out
 

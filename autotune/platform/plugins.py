@@ -375,6 +375,9 @@ def metric_label(target: Target) -> str:
     An estimate is never presented as a measurement: a cycle model's figure says which
     model made it, and a target that cannot be executed says it is tuned for size only.
     """
+    runner = _build().runners.get(target.runner)
+    if getattr(runner, "measures_cycles", False):  # the runner's own counter, not a model
+        return str(runner.metric)
     if target.runner == "size-only":
         return "code size only"
     if target.runner == "nsim":

@@ -7,6 +7,7 @@ reported, and its C source is written to the output folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -46,6 +47,19 @@ class TuneOptions:
     retune: bool = False
     seed: int = 0
     flash_limit: float | None = None  # x the baseline's code + constants, per layer
+    runner: str | None = None  # measure with this runner instead of the target's default
+
+
+def resolve_target(options: TuneOptions) -> Target:
+    """The target to tune, measured by ``options.runner`` where one is given."""
+    target = plugins.get_target(options.target)
+    if options.runner and options.runner != target.runner:
+        runner = plugins.get_runner(options.runner)
+        reason = runner.supports(target) if hasattr(runner, "supports") else None
+        if reason:
+            raise AutotuneError(f"runner '{runner.name}' cannot run {target.name}: {reason}")
+        target = dataclasses.replace(target, runner=runner.name)
+    return target
 
 
 @dataclass
@@ -123,7 +137,7 @@ def _search_worker(
     queue: Any,
 ) -> Outcome:
     """One workload's study; runs in a worker process when --jobs > 1."""
-    target = plugins.get_target(target_name)
+    target = resolve_target(dataclasses.replace(options, target=target_name))
     ctx = study_context(target)
     db = ResultsDB(options.db_url)
     runner = plugins.get_runner(target.runner)
@@ -148,7 +162,7 @@ def tune_model(
 ) -> ModelRun:
     events = events or Events()
     graph = load_model(model_path)
-    target = plugins.get_target(options.target)
+    target = resolve_target(options)
     ctx = study_context(target)
     run = ModelRun(graph, target, ctx, plugins.metric_label(target))
 
@@ -193,7 +207,9 @@ def _run_searches(
     events: Events,
 ) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
-    if options.jobs <= 1 or len(specs) <= 1:
+    # A runner driving one device (a board) measures one variant at a time.
+    exclusive = getattr(plugins.get_runner(target.runner), "exclusive", False)
+    if options.jobs <= 1 or len(specs) <= 1 or exclusive:
         for key, spec in specs.items():
 
             def report(measured: int, budget: int, best: float | None, key: str = key) -> None:

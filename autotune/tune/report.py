@@ -159,6 +159,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"- **{report['target']} cannot be executed here**: variants are ranked by code size "
             "only and are not verified on the target"
         )
+    elif report["totals"]["tuned_cycles"] is None and report["totals"]["tuned_instructions"] is None:
+        lines.append(
+            f"- cycles would be **{report['metric']}**, but runner {report['runner']} counted "
+            "neither cycles nor instructions (QEMU has no cycle counter): variants are ranked by "
+            "code size; every one was run and verified bit-exact"
+        )
     else:
         lines.append(f"- cycles are **{report['metric']}**; instructions are exact counts")
     lines += [f"- variants measured in this run: {report['measured_variants']}", ""]
@@ -225,8 +231,8 @@ def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list
         ]
     else:
         lines += [
-            f"One entry point, `{d['entry_point']}()`, compiled for the target and run on its "
-            f"simulator: bit-exact with the reference on {d['verified_calls']} fresh invocations"
+            f"One entry point, `{d['entry_point']}()`, compiled for the target and run on it "
+            f"(the report's runner): bit-exact with the reference on {d['verified_calls']} fresh invocations"
             + (
                 f" and {d['stateful_calls']} consecutive stateful ones"
                 if d["stateful_calls"]
@@ -238,8 +244,8 @@ def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list
     if d["cycles"] is not None:
         lines.append(
             f"- one inference: **{_n(d['cycles'])} {d['metric']}**, "
-            f"{d['milliseconds']:.3f} ms at {d['clock_mhz']:g} MHz; "
-            f"{_n(d['instructions'])} instructions (exact)"
+            f"{d['milliseconds']:.3f} ms at {d['clock_mhz']:g} MHz"
+            + (f"; {_n(d['instructions'])} instructions (exact)" if d["instructions"] else "")
         )
     elif d["instructions"] is not None:
         lines.append(f"- one inference: {_n(d['instructions'])} instructions (exact)")
