@@ -40,9 +40,9 @@ def _transpose_conv_macs(g: Graph, layer: Layer) -> int:
 
 def _lstm_macs(g: Graph, layer: Layer) -> int:
     x = g.tensors[layer.inputs[0]]
-    w_in = _shape(g.tensor(layer.inputs[1]))  # units x features
+    w_in = _shape(g.tensor(layer.inputs[2]))  # input-to-forget: units x features (also CIFG)
     units, features = w_in[0], w_in[1]
-    steps_times_batch = x.size // features
+    steps_times_batch = x.size // features if features else 0
     return 4 * units * (features + units) * steps_times_batch
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from autotune.errors import ModelError
 from autotune.model.graph import Graph, Layer, Quantization, Tensor
 from autotune.model.schema import ENUM_FIELDS, NUMPY_DTYPES, OP_NAMES, TENSOR_TYPE_NAMES, fb
+from autotune.model.verify import verify_graph
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -74,7 +75,7 @@ def parse_model(raw: bytes, path: str = "<bytes>") -> Graph:
         raise ModelError(f"{path}: not a TensorFlow Lite model (no TFL3 flatbuffer identifier)")
     try:
         model = fb.ModelT.InitFromPackedBuf(raw, 0)
-        return _to_graph(model, raw, path)
+        graph = _to_graph(model, raw, path)
     except ModelError as exc:
         if str(exc).startswith(path):
             raise
@@ -83,6 +84,11 @@ def parse_model(raw: bytes, path: str = "<bytes>") -> Graph:
         raise ModelError(
             f"{path}: truncated or corrupt flatbuffer ({type(exc).__name__}: {exc})"
         ) from None
+    try:  # outside the catch-all above: a bug in the verifier must not pass for bad input
+        verify_graph(graph)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return graph
 
 
 def _to_graph(model: Any, raw: bytes, path: str) -> Graph:
@@ -145,9 +151,6 @@ def _to_graph(model: Any, raw: bytes, path: str) -> Graph:
                 version=int(code.version or 1),
             )
         )
-        for t in (*layers[-1].inputs, *layers[-1].outputs):
-            if t >= len(tensors):
-                raise ModelError(f"op {i} refers to missing tensor {t}")
 
     description = model.description.decode(errors="replace") if model.description else ""
     name = sub.name.decode(errors="replace") if sub.name else ""

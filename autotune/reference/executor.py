@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotune.errors import InputError, UnsupportedOpError
+from autotune.errors import InputError, ModelError, UnsupportedOpError
 from autotune.model.graph import Graph, Tensor
 from autotune.reference import ops as _ops  # noqa: F401  (registers the kernels)
 from autotune.reference.registry import REGISTRY, OpContext
@@ -87,7 +87,13 @@ class Interpreter:
             results = REGISTRY[layer.op].kernel(ctx, args)
             for i, out in zip(layer.outputs, results, strict=True):
                 t = g.tensors[i]
-                values[i] = np.asarray(out, dtype=t.dtype).reshape(t.shape)
+                out = np.asarray(out, dtype=t.dtype)
+                if out.size != t.size:  # a check let an inconsistent layer through
+                    raise ModelError(
+                        f"{g.path}: op {layer.index} ({layer.op}) computes {out.size} values "
+                        f"for output tensor {i} ('{t.name}') of shape {list(t.shape)}"
+                    )
+                values[i] = out.reshape(t.shape)
         if keep:
             return values
         return [values[i] for i in g.outputs]

@@ -157,15 +157,12 @@ def _search_worker(
         return search.run(options.trials, options.timeout, report)
 
 
-def tune_model(
-    model_path: str | Path, options: TuneOptions, events: Events | None = None
-) -> ModelRun:
-    events = events or Events()
-    graph = load_model(model_path)
-    target = resolve_target(options)
-    ctx = study_context(target)
-    run = ModelRun(graph, target, ctx, plugins.metric_label(target))
-
+def prepare_layers(
+    graph: Graph, seed: int
+) -> tuple[list[LayerResult], dict[str, KernelSpec], dict[str, CheckSet]]:
+    """Everything before the search: each layer classified, each distinct workload's spec
+    and check inputs (run through the reference). Nothing is compiled."""
+    layers: list[LayerResult] = []
     specs: dict[str, KernelSpec] = {}
     checks: dict[str, CheckSet] = {}
     for layer in graph.layers:
@@ -180,8 +177,20 @@ def tune_model(
                 key = spec.workload_key()
                 if key not in specs:
                     specs[key] = spec
-                    checks[key] = CheckSet.for_layer(graph, layer.index, options.seed)
-        run.layers.append(result)
+                    checks[key] = CheckSet.for_layer(graph, layer.index, seed)
+        layers.append(result)
+    return layers, specs, checks
+
+
+def tune_model(
+    model_path: str | Path, options: TuneOptions, events: Events | None = None
+) -> ModelRun:
+    events = events or Events()
+    graph = load_model(model_path)
+    target = resolve_target(options)
+    ctx = study_context(target)
+    run = ModelRun(graph, target, ctx, plugins.metric_label(target))
+    run.layers, specs, checks = prepare_layers(graph, options.seed)
 
     events.workloads(len(specs), options.trials)
     outcomes = _run_searches(specs, checks, target, options, events)

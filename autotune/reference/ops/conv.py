@@ -73,6 +73,46 @@ def padded_windows(
     return padded, taps
 
 
+# Bounds that keep the numpy reference within seconds and a few hundred MB; real models
+# use windows of a few dozen taps (a global pool over 49x40 is 1,960).
+MAX_WINDOW_TAPS = 1 << 14
+MAX_WINDOW_WORK = 1 << 27  # output elements x taps
+MAX_PATCH_ELEMENTS = 1 << 25  # the im2col matrix of one convolution
+
+
+def check_window(ctx: OpContext, kh: int, kw: int, dilated: bool) -> str | None:
+    """Strides, dilations and window within bounds, and the output extent TFLM computes."""
+    opts = ctx.options
+    x, y = ctx.input(0), ctx.output(0)
+    assert x is not None
+    steps = {"stride_h": opts.get("stride_h", 1), "stride_w": opts.get("stride_w", 1)}
+    if dilated:
+        steps["dilation_h_factor"] = opts.get("dilation_h_factor", 1)
+        steps["dilation_w_factor"] = opts.get("dilation_w_factor", 1)
+    for name, value in steps.items():
+        if not isinstance(value, int) or not 1 <= value <= 1 << 16:
+            return f"{name} {value} is outside 1..65536"
+    if kh < 1 or kw < 1 or kh * kw > MAX_WINDOW_TAPS:
+        return f"window {kh}x{kw} is empty or has over {MAX_WINDOW_TAPS} taps"
+    padding = opts.get("padding", "SAME")
+    if padding not in ("SAME", "VALID"):
+        return f"padding {padding}; supported: SAME, VALID"
+    dh = steps.get("dilation_h_factor", 1)
+    dw = steps.get("dilation_w_factor", 1)
+    oh = out_size(padding, x.shape[1], kh, steps["stride_h"], dh)
+    ow = out_size(padding, x.shape[2], kw, steps["stride_w"], dw)
+    if oh < 1 or ow < 1:
+        return f"window {kh}x{kw} does not fit the {x.shape[1]}x{x.shape[2]} input"
+    if (y.shape[1], y.shape[2]) != (oh, ow) or y.shape[0] != x.shape[0]:
+        return (
+            f"output {list(y.shape)} does not match the {oh}x{ow} this input, window, "
+            "stride and padding give"
+        )
+    if y.size * kh * kw > MAX_WINDOW_WORK:
+        return f"window {kh}x{kw} over {y.size:,} outputs is beyond autotune's bounds"
+    return None
+
+
 def _check_conv(ctx: OpContext, quant_dim: int) -> str | None:
     x, w = ctx.input(0), ctx.input(1)
     bias = ctx.input(2)
@@ -97,7 +137,9 @@ def _check_conv(ctx: OpContext, quant_dim: int) -> str | None:
     act = ctx.options.get("fused_activation_function", "NONE")
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         return f"fused activation {act}; supported: NONE, RELU, RELU6, RELU_N1_TO_1"
-    return None
+    if bias is not None and bias.size != y.shape[3]:
+        return f"bias has {bias.size} values for {y.shape[3]} output channels"
+    return check_window(ctx, w.shape[1], w.shape[2], dilated=True)
 
 
 def check_conv2d(ctx: OpContext) -> str | None:
@@ -106,10 +148,15 @@ def check_conv2d(ctx: OpContext) -> str | None:
         return reason
     x, w = ctx.input(0), ctx.input(1)
     assert x is not None and w is not None
-    if x.shape[3] % w.shape[3] != 0:
+    if w.shape[3] < 1 or x.shape[3] % w.shape[3] != 0:
         return f"input depth {x.shape[3]} is not a multiple of filter depth {w.shape[3]}"
     if w.shape[0] % (x.shape[3] // w.shape[3]) != 0:
         return "output channels are not a multiple of the group count"
+    y = ctx.output(0)
+    if y.shape[3] != w.shape[0]:
+        return f"output has {y.shape[3]} channels, the filter {w.shape[0]}"
+    if y.size // max(y.shape[3], 1) * w.size // max(w.shape[0], 1) > MAX_PATCH_ELEMENTS:
+        return "the convolution's patch matrix is beyond autotune's bounds"
     return None
 
 
@@ -121,7 +168,9 @@ def check_depthwise(ctx: OpContext) -> str | None:
     assert x is not None and w is not None
     if w.shape[3] != y.shape[3]:
         return f"filter has {w.shape[3]} channels, output {y.shape[3]}"
-    if w.shape[3] % x.shape[3] != 0:
+    if w.shape[0] != 1:
+        return f"filter must be 1xHxWxC, got {list(w.shape)}"
+    if x.shape[3] < 1 or w.shape[3] % x.shape[3] != 0:
         return f"filter channels {w.shape[3]} are not a multiple of input depth {x.shape[3]}"
     return None
 

@@ -36,6 +36,8 @@ def check_fully_connected(ctx: OpContext) -> str | None:
     if len(w.shape) != 2:
         return f"weights must be 2-D, got {list(w.shape)}"
     units, depth = w.shape
+    if units < 1 or depth < 1:
+        return f"weights of shape {list(w.shape)} are empty"
     assert w.quant is not None
     if w.quant.per_channel and w.quant.scale.size != units:
         return f"weights have {w.quant.scale.size} scales for {units} units"

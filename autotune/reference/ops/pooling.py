@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotune.reference.ops.conv import padded_windows, window_padding
+from autotune.reference.ops.conv import check_window, padded_windows, window_padding
 from autotune.reference.quant_params import activation_range, require_quantized
 from autotune.reference.registry import OpContext, reference_op, require_dtypes
 
@@ -26,7 +26,10 @@ def check_pool(ctx: OpContext) -> str | None:
     act = ctx.options.get("fused_activation_function", "NONE")
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         return f"fused activation {act}; supported: NONE, RELU, RELU6, RELU_N1_TO_1"
-    return None
+    if y.shape[3] != x.shape[3]:
+        return f"output has {y.shape[3]} channels, the input {x.shape[3]}"
+    kh, kw = ctx.options.get("filter_height", 1), ctx.options.get("filter_width", 1)
+    return check_window(ctx, kh, kw, dilated=False)
 
 
 def _windows(ctx: OpContext, x: np.ndarray, fill: int) -> tuple[np.ndarray, list]:
