@@ -6,18 +6,16 @@
   counts, no cycle model), used to cross-check the emulator.
 - ``size-only``: for targets nothing here can execute (ARC EM without nSIM):
   it declines to run, so the tuner falls back to code size and says so.
-- ``nsim``: Synopsys nSIM for ARC EM, reported available only where ``nsimdrv``
-  is installed.
 - ``gdb``: a Cortex-M core behind any GDB server (a board through pyOCD or OpenOCD,
   or QEMU's gdbstub), cycles from the core's DWT counter (docs/boards.md).
+
+The ARC family plugin (``targets/arc/``) brings its own runner, ``nsim``.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from autotune.platform.emulator import (
     DEFAULT_BUDGET,
@@ -28,23 +26,16 @@ from autotune.platform.emulator import (
 from autotune.platform.gdb_runner import GdbRunner
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.qemu import QemuRunner
+from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import Target
 
-NSIM_COMMAND = "nsimdrv"
 
-
-class SizeOnlyRunner:
+class SizeOnlyRunner(Runner):
     """A runner that measures nothing: the target is tuned for code size, labelled as such."""
 
     name = "size-only"
     description = "no executor: variants are ranked by code size from the ELF"
-    metric = "code size only"
-
-    def available(self) -> str | None:
-        return None
-
-    def supports(self, target: Target) -> str | None:
-        return None
+    capabilities = RunnerCapabilities(executes=False)
 
     def run(
         self,
@@ -53,6 +44,7 @@ class SizeOnlyRunner:
         inputs: Mapping[str, bytes] | None = None,
         outputs: Mapping[str, int] | None = None,
         budget: int = DEFAULT_BUDGET,
+        profile: bool = False,
     ) -> RunResult:
         raise RunnerUnavailableError(
             f"{target.name} has no executor here, so it is tuned for code size only "
@@ -60,48 +52,10 @@ class SizeOnlyRunner:
         )
 
 
-class NsimRunner:
-    """Synopsys nSIM for ARC EM: usable only where ``nsimdrv`` is installed."""
-
-    name = "nsim"
-    description = "Synopsys nSIM (nsimdrv) for ARC EM"
-    metric = "cycles (nSIM)"
-
-    def available(self) -> str | None:
-        if shutil.which(NSIM_COMMAND) is None:
-            return f"{NSIM_COMMAND} (Synopsys nSIM) not found on PATH; it is not in Debian"
-        return None
-
-    def supports(self, target: Target) -> str | None:
-        if target.family != "arc":
-            return f"nSIM simulates ARC cores only, not {target.name}"
-        return self.available()
-
-    def run(
-        self,
-        elf_path: Path | str,
-        target: Target,
-        inputs: Mapping[str, bytes] | None = None,
-        outputs: Mapping[str, int] | None = None,
-        budget: int = DEFAULT_BUDGET,
-    ) -> RunResult:
-        reason = self.supports(target)
-        raise RunnerUnavailableError(
-            f"runner nsim cannot run {target.name}: "
-            + (reason or "driving nsimdrv (inputs, outputs, counting) is not implemented yet")
-        )
-
-
-RUNNERS: tuple[Any, ...] = (
-    UnicornRunner(),
-    QemuRunner(),
-    SizeOnlyRunner(),
-    NsimRunner(),
-    GdbRunner(),
-)
+RUNNERS: tuple[Runner, ...] = (UnicornRunner(), QemuRunner(), SizeOnlyRunner(), GdbRunner())
 
 
 @hookimpl
-def register_runners(register: Callable[[Any], None]) -> None:
+def register_runners(register: Callable[[Runner], None]) -> None:
     for runner in RUNNERS:
         register(runner)

@@ -17,7 +17,7 @@ from autotune.emit.library import PREFIX, Choice, Library, emit_library, layer_f
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
 from autotune.model.graph import Graph
-from autotune.platform import toolchain
+from autotune.platform import plugins, toolchain
 from autotune.platform.elf import read_elf, read_stack_usage
 from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
@@ -167,7 +167,7 @@ def _verify_and_measure(
     checks: int,
     clock_mhz: float | None,
 ) -> Deployment:
-    if target.runner == "size-only":
+    if not plugins.get_runner(target.runner).capabilities.executes:
         # Nothing executes here: build it, read its sizes, and say it is unverified.
         build = build_for_target(library, graph, target, 1)
         return _measured(graph, target, library, build, None, 0, 0, clock_mhz)

@@ -105,9 +105,13 @@ def run_on_target(
     sizes = {
         f"at_out{i}": len(calls) * graph.tensors[t].nbytes for i, t in enumerate(graph.outputs)
     }
-    kwargs = {"profile": True} if runner.name == "unicorn" else {}
     run = runner.run(
-        result.elf, target, inputs=inputs, outputs=sizes, budget=2_000_000_000, **kwargs
+        result.elf,
+        target,
+        inputs=inputs,
+        outputs=sizes,
+        budget=2_000_000_000,
+        profile=runner.capabilities.profiles_functions,
     )
     outputs: list[list[np.ndarray]] = [[] for _ in calls]
     for i, t in enumerate(graph.outputs):

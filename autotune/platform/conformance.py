@@ -212,10 +212,9 @@ def _check_measurement(
         known = ", ".join(runners) or "none"
         add(f"runner '{target.runner}' is not registered (registered runners: {known})")
     else:
-        # Runners may say whether they can execute a core (``supports(target)`` returns
+        # A runner says whether it can execute a core (``supports(target)`` returns
         # None or the reason why not), e.g. the emulator lacking a CPU model for it.
-        supports = getattr(runners[target.runner], "supports", None)
-        reason = supports(target) if callable(supports) else None
+        reason = runners[target.runner].supports(target)
         if reason:
             add(f"runner '{target.runner}' cannot run it: {reason}")
     if target.cycle_model and not _cycle_model_known(target.cycle_model):
@@ -228,33 +227,7 @@ def _cycle_model_known(name: str) -> bool:
     A bare core name would resolve to the latest version, but a target must pin the
     version so that its labels and cached results say which model made them.
     """
-    from autotune.platform import cycles
-
-    return name in cycles.model_names()
-
-
-# Compiler predefined macros that state each feature, per instruction-set family.
-_ARM_MACROS = {
-    "dsp": "__ARM_FEATURE_DSP",
-    "neon": "__ARM_NEON",
-    "div": "__ARM_FEATURE_IDIV",
-    "unaligned": "__ARM_FEATURE_UNALIGNED",
-    "fpu": "__ARM_FP",
-}
-_RISCV_MACROS = {
-    "mul": "__riscv_mul",
-    "div": "__riscv_div",
-    "compressed": "__riscv_compressed",
-    "atomic": "__riscv_atomic",
-    "fpu": "__riscv_flen",
-}
-_ARC_MACROS = {
-    "mul": "__ARC_MPY__",
-    "div": "__ARC_DIVREM__",
-    "code-density": "__ARC_CODE_DENSITY__",
-    "barrel-shifter": "__ARC_BARREL_SHIFTER__",
-    "fpu": "__ARC_FPU_SP__",
-}
+    return name in plugins.get_cycle_models()
 
 
 def predefined_macros(target: Target) -> dict[str, str]:
@@ -273,29 +246,11 @@ def predefined_macros(target: Target) -> dict[str, str]:
 
 def feature_disagreements(target: Target, macros: Mapping[str, str]) -> list[str]:
     """Features the target declares that its compiler does not, and the reverse."""
-    if "__aarch64__" in macros or "__arm__" in macros:
-        table = dict(_ARM_MACROS)
-        fp = int(macros.get("__ARM_FP", "0"), 0)
-        implied = {f for f, m in table.items() if m in macros}
-        if fp & 0x8:
-            implied.add("fpu-dp")
-        if macros.get("__ARM_ARCH_ISA_THUMB") == "2":
-            implied.add("thumb2")
-        checked = {*table, "fpu-dp", "thumb2"}
-    elif "__riscv" in macros:
-        table = dict(_RISCV_MACROS)
-        implied = {f for f, m in table.items() if m in macros}
-        if int(macros.get("__riscv_flen", "0")) >= 64:
-            implied.add("fpu-dp")
-        checked = {*table, "fpu-dp"}
-    elif "__arc__" in macros:
-        table = dict(_ARC_MACROS)
-        implied = {f for f, m in table.items() if m in macros}
-        if "__ARC_FPU_DP__" in macros:
-            implied.add("fpu-dp")
-        checked = {*table, "fpu-dp"}
-    else:
+    isa = plugins.get_isas().get(target.isa)
+    told = isa.compiler_features(macros) if isa is not None else None
+    if told is None:
         return []
+    implied, checked = told
     problems = []
     declared = target.features & checked
     for f in sorted(declared - implied):

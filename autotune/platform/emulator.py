@@ -18,29 +18,27 @@ import functools
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from autotune.errors import AutotuneError
-from autotune.platform import harness
-from autotune.platform.cycles import INSTRUCTIONS_LABEL, cycles_label, get_model
+from autotune.platform import harness, plugins
 from autotune.platform.cycles.base import CycleModel
-from autotune.platform.cycles.decode import Decoder
+from autotune.platform.isa import Decoder, EmulatorCpu
+from autotune.platform.runner import (
+    DEFAULT_BUDGET,
+    RunError,
+    Runner,
+    RunnerCapabilities,
+    RunnerUnavailableError,
+    RunResult,
+)
 from autotune.platform.target import Target
 
-DEFAULT_BUDGET = 50_000_000
 RUNNER_NAME = "unicorn"
-
-
-class RunError(AutotuneError):
-    """Executing a kernel failed."""
-
-
-class RunnerUnavailableError(RunError):
-    """This runner cannot execute this target here (missing tool or unsupported ISA)."""
 
 
 class ElfLoadError(RunError):
@@ -74,35 +72,6 @@ class EmulatorTimeout(RunError):
             f"timeout: {why} of {budget} instructions exhausted after {instructions} "
             f"instructions (pc {pc:#x})"
         )
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one execution measured; every figure carries its provenance label."""
-
-    instructions: int | None  # None where the runner counts none (a board)
-    cycles: int | None
-    cycle_model: str  # "cortex-m4 v2"; "" when the target has no model
-    outputs: dict[str, bytes]
-    runner: str = RUNNER_NAME
-    wall_time_s: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
-    label: str = ""  # what the cycles are when no model made them: "cycles (board, DWT)"
-
-    instructions_label = INSTRUCTIONS_LABEL
-
-    @property
-    def cycles_label(self) -> str:
-        if self.label:
-            return self.label
-        return cycles_label(self.cycle_model) if self.cycle_model else ""
-
-    def metrics(self) -> dict[str, int]:
-        """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v2)": 1890}."""
-        out = {} if self.instructions is None else {INSTRUCTIONS_LABEL: self.instructions}
-        if self.cycles is not None and self.cycles_label:
-            out[self.cycles_label] = self.cycles
-        return out
 
 
 # --------------------------------------------------------------------------- ELF
@@ -183,108 +152,35 @@ def _load_elf(path: str, _mtime: int, _size: int) -> ElfImage:
 
 @dataclass(frozen=True)
 class Machine:
-    """How Unicorn and capstone see one target."""
+    """How Unicorn and the timing model's decoder see one target."""
 
     uc_arch: int
     uc_mode: int
     uc_cpu: int
-    isa: str  # decoder ISA, see cycles.decode.ISAS
+    isa: str  # the target's IsaSupport name
     elf_machine: str
     pc: int
     sp: int
     lr: int
     gp: int | None = None
+    cpu: EmulatorCpu | None = None
 
 
 def machine_for(target: Target) -> Machine:
-    """Unicorn CPU model and registers for a target; RunnerUnavailableError for ISAs it lacks.
-
-    Cortex-M cores run in Thumb mode with their own CPU model, so an instruction
-    the core lacks (SMLAD on a Cortex-M0) is an invalid-instruction fault. Unicorn
-    has no M0+ model; the M0 model has the same ISA (ARMv6-M).
-    """
-    import unicorn as uc
-    from unicorn import arm64_const as a64
-    from unicorn import arm_const as arm
-    from unicorn import riscv_const as rv
-
-    cc = target.toolchain.cc
-    name = target.name
-    if cc.startswith("aarch64"):
-        cpus = {
-            "cortex-a53": a64.UC_CPU_ARM64_A53,
-            "cortex-a57": a64.UC_CPU_ARM64_A57,
-            "cortex-a72": a64.UC_CPU_ARM64_A72,
-        }
-        return Machine(
-            uc.UC_ARCH_ARM64,
-            uc.UC_MODE_ARM,
-            cpus.get(name, a64.UC_CPU_ARM64_A53),
-            "aarch64",
-            "EM_AARCH64",
-            a64.UC_ARM64_REG_PC,
-            a64.UC_ARM64_REG_SP,
-            a64.UC_ARM64_REG_X30,
+    """Unicorn engine, CPU model and registers for a target, from its ISA support;
+    RunnerUnavailableError when the ISA support has no emulator for it."""
+    try:
+        isa = plugins.isa_of(target)
+    except AutotuneError as exc:
+        raise RunnerUnavailableError(f"the unicorn runner cannot execute {target.name}: {exc}") from None
+    cpu = isa.emulator(target)
+    if cpu is None:
+        raise RunnerUnavailableError(
+            f"the unicorn runner cannot execute {target.name} ({target.arch}); "
+            f"Unicorn has no {isa.name} CPU"
         )
-    if cc.startswith("arm") and target.family == "cortex-m":
-        cpus = {
-            "cortex-m0": arm.UC_CPU_ARM_CORTEX_M0,
-            "cortex-m0plus": arm.UC_CPU_ARM_CORTEX_M0,
-            "cortex-m3": arm.UC_CPU_ARM_CORTEX_M3,
-            "cortex-m4": arm.UC_CPU_ARM_CORTEX_M4,
-            "cortex-m7": arm.UC_CPU_ARM_CORTEX_M7,
-            "cortex-m33": arm.UC_CPU_ARM_CORTEX_M33,
-        }
-        by_arch = {
-            "armv6-m": arm.UC_CPU_ARM_CORTEX_M0,
-            "armv7-m": arm.UC_CPU_ARM_CORTEX_M3,
-            "armv7e-m": arm.UC_CPU_ARM_CORTEX_M4,
-        }
-        cpu = cpus.get(name) or by_arch.get(target.arch, arm.UC_CPU_ARM_CORTEX_M33)
-        # UC_MODE_MCLASS would force Unicorn's default M33 model; plain Thumb
-        # mode keeps the requested CPU (which is M-profile by itself).
-        return Machine(
-            uc.UC_ARCH_ARM,
-            uc.UC_MODE_THUMB,
-            cpu,
-            "thumb-m",
-            "EM_ARM",
-            arm.UC_ARM_REG_PC,
-            arm.UC_ARM_REG_SP,
-            arm.UC_ARM_REG_LR,
-        )
-    if cc.startswith("arm"):
-        cpus = {
-            "cortex-a7": arm.UC_CPU_ARM_CORTEX_A7,
-            "cortex-a8": arm.UC_CPU_ARM_CORTEX_A8,
-            "cortex-a9": arm.UC_CPU_ARM_CORTEX_A9,
-            "cortex-a15": arm.UC_CPU_ARM_CORTEX_A15,
-        }
-        return Machine(
-            uc.UC_ARCH_ARM,
-            uc.UC_MODE_ARM,
-            cpus.get(name, arm.UC_CPU_ARM_CORTEX_A7),
-            "arm",
-            "EM_ARM",
-            arm.UC_ARM_REG_PC,
-            arm.UC_ARM_REG_SP,
-            arm.UC_ARM_REG_LR,
-        )
-    if cc.startswith("riscv") and target.word_bits == 32:
-        return Machine(
-            uc.UC_ARCH_RISCV,
-            uc.UC_MODE_RISCV32,
-            rv.UC_CPU_RISCV32_ANY,
-            "riscv32",
-            "EM_RISCV",
-            rv.UC_RISCV_REG_PC,
-            rv.UC_RISCV_REG_SP,
-            rv.UC_RISCV_REG_RA,
-            rv.UC_RISCV_REG_GP,
-        )
-    raise RunnerUnavailableError(
-        f"the unicorn runner cannot execute {target.name} ({target.arch}); "
-        f"Unicorn has no {target.family} CPU"
+    return Machine(
+        cpu.arch, cpu.mode, cpu.cpu, isa.name, isa.elf_machine, cpu.pc, cpu.sp, cpu.lr, cpu.gp, cpu
     )
 
 
@@ -293,41 +189,6 @@ def _page_align(lo: int, hi: int, page: int = 0x1000) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------ engine
-
-_INTERRUPTS = {
-    "thumb-m": {
-        1: "undefined instruction (UsageFault)",
-        2: "SVC",
-        3: "prefetch abort",
-        4: "data abort (bus fault)",
-        7: "BKPT",
-        8: "exception exit",
-        9: "kernel trap",
-        18: "no coprocessor (FPU disabled)",
-        19: "invalid exception state",
-        20: "unaligned access (UsageFault)",
-    },
-    "arm": {1: "undefined instruction", 2: "SVC", 3: "prefetch abort", 4: "data abort", 7: "BKPT"},
-    "aarch64": {
-        1: "undefined instruction",
-        2: "SVC",
-        3: "prefetch abort",
-        4: "data abort",
-        7: "BRK",
-    },
-    "riscv32": {
-        0: "instruction address misaligned",
-        1: "instruction access fault",
-        2: "illegal instruction",
-        3: "breakpoint (ebreak)",
-        4: "load address misaligned",
-        5: "load access fault",
-        6: "store address misaligned",
-        7: "store access fault",
-        8: "ecall (U)",
-        11: "ecall (M)",
-    },
-}
 
 
 def _attribute(
@@ -360,23 +221,25 @@ class Emulator:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.machine = machine_for(target)
+        self.cpu: EmulatorCpu = self.machine.cpu  # type: ignore[assignment]
         self.model: CycleModel | None = (
-            get_model(target.cycle_model) if target.cycle_model else None
+            plugins.get_cycle_model(target.cycle_model) if target.cycle_model else None
         )
-        self.decoder = Decoder(self.machine.isa)
+        decoder = plugins.isa_of(target).decoder()
+        if decoder is None:
+            raise RunnerUnavailableError(
+                f"the unicorn runner cannot count {target.name}: ISA {target.isa} has no decoder"
+            )
+        self.decoder: Decoder = decoder
 
     # Each block's static cost; the tuple layout is the hot path's contract:
     # (size, instructions, cycles, taken_delta, entry_extra).
     def _block_info(
         self, uc, address: int, size: int
     ) -> tuple[tuple[int, int, int, int, int], tuple[int, str] | None]:
-        from unicorn import arm_const as arm
-
         code = bytes(uc.mem_read(address, size))
-        thumb = False
-        if self.machine.isa == "arm":
-            thumb = bool(uc.reg_read(arm.UC_ARM_REG_CPSR) & 0x20)
-        insns = self.decoder.decode(code, address, thumb)
+        state = self.cpu.decode_state(uc) if self.cpu.decode_state is not None else 0
+        insns = self.decoder.decode(code, address, state)
         decoded = sum(i.size for i in insns)
         if decoded != size:
             bad = address + decoded
@@ -431,7 +294,7 @@ class Emulator:
         self._map_memory(uc, image)
         entry = image.symbol(harness.ENTRY_SYMBOL)
         stop = image.symbol(harness.STOP_SYMBOL)
-        stop_addr = stop.value & ~1 if m.uc_arch == uc_mod.UC_ARCH_ARM else stop.value
+        stop_addr = stop.value & self.cpu.address_mask
         self._write_inputs(uc, image, inputs or {})
         self._init_cpu(uc, image, stop.value)
 
@@ -439,7 +302,7 @@ class Emulator:
         fault: list[tuple[int, str, int | None]] = []
         n_insn = 0
         n_cyc = 0
-        fall = entry.value & ~1 if m.uc_arch == uc_mod.UC_ARCH_ARM else entry.value
+        fall = entry.value & self.cpu.address_mask
         taken = 0
         over = False
         block_info = self._block_info
@@ -486,7 +349,7 @@ class Emulator:
 
         def on_intr(uc, intno, _ud):
             pc = uc.reg_read(m.pc)
-            name = _INTERRUPTS.get(m.isa, {}).get(intno, f"exception {intno}")
+            name = self.cpu.exceptions.get(intno, f"exception {intno}")
             fault.append((pc, f"{name} (exception {intno})", None))
             uc.emu_stop()
 
@@ -597,22 +460,11 @@ class Emulator:
         m = self.machine
         uc.reg_write(m.sp, image.symbol(harness.STACK_TOP_SYMBOL).value)
         uc.reg_write(m.lr, return_to)
-        if m.gp is not None and "__global_pointer$" in image.symbols:
-            uc.reg_write(m.gp, image.symbols["__global_pointer$"].value)
-        if m.isa == "arm":
-            from unicorn import arm_const as arm
-
-            uc.reg_write(arm.UC_ARM_REG_C1_C0_2, uc.reg_read(arm.UC_ARM_REG_C1_C0_2) | (0xF << 20))
-            uc.reg_write(arm.UC_ARM_REG_FPEXC, 0x40000000)
-        elif m.isa == "aarch64":
-            from unicorn import arm64_const as a64
-
-            uc.reg_write(a64.UC_ARM64_REG_CPACR_EL1, 0x3 << 20)
-        elif m.isa == "riscv32":
-            from unicorn import riscv_const as rv
-
-            # mstatus.FS = Initial, so F/D instructions of rv32gc are enabled.
-            uc.reg_write(rv.UC_RISCV_REG_MSTATUS, uc.reg_read(rv.UC_RISCV_REG_MSTATUS) | (1 << 13))
+        cpu = self.cpu
+        if cpu.gp is not None and cpu.gp_symbol in image.symbols:
+            uc.reg_write(cpu.gp, image.symbols[cpu.gp_symbol].value)
+        if cpu.setup is not None:
+            cpu.setup(uc)
 
     def _describe_error(self, uc, error, pc: int) -> str:
         from unicorn import UC_ERR_INSN_INVALID
@@ -638,14 +490,16 @@ def run_elf(
     return Emulator(target).run(elf_path, inputs, outputs, budget, profile=profile)
 
 
-class UnicornRunner:
+class UnicornRunner(Runner):
     """The ``unicorn`` runner: exact instruction counts and model cycles, no hardware needed."""
 
     name = RUNNER_NAME
     description = (
         "embedded emulator (Unicorn): exact instruction counts, cycles from a per-core model"
     )
-    metric = "cycles (model)"
+    capabilities = RunnerCapabilities(
+        executes=True, counts_instructions=True, counts_cycles=True, profiles_functions=True
+    )
 
     def available(self) -> str | None:
         """None when usable, otherwise why not."""

@@ -43,6 +43,7 @@ from autotune.platform.emulator import (
     load_elf,
 )
 from autotune.platform.gdbremote import FlashRegion, GdbRemote, GdbRemoteError, GdbStopTimeout
+from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import Target
 
 RUNNER_NAME = "gdb"
@@ -153,7 +154,7 @@ def time_limit(budget: int) -> float:
     return 2.0 + budget / 20e6
 
 
-class GdbRunner:
+class GdbRunner(Runner):
     """Run on a Cortex-M core behind a GDB server; cycles from the core's DWT counter."""
 
     name = RUNNER_NAME
@@ -161,9 +162,12 @@ class GdbRunner:
         "a Cortex-M core behind a GDB server (pyOCD, OpenOCD, QEMU gdbstub): "
         "cycles from the DWT counter"
     )
-    metric = BOARD_LABEL
-    measures_cycles = True  # the core's own counter: reports label it as measured
-    exclusive = True  # one board: variants are measured one at a time
+    # The core's own counter: reports label it as measured; one board: variants are
+    # measured one at a time.
+    capabilities = RunnerCapabilities(executes=True, counts_cycles=True, exclusive=True)
+
+    def metric_label(self, target: Target) -> str:
+        return BOARD_LABEL
 
     def __init__(self, remote: str | None = None) -> None:
         self.remote = remote
@@ -177,7 +181,7 @@ class GdbRunner:
         return None
 
     def supports(self, target: Target) -> str | None:
-        if target.family != "cortex-m" or not target.toolchain.cc.startswith("arm"):
+        if target.isa != "thumb-m":
             return (
                 f"the gdb runner drives Cortex-M cores (DWT, fault status registers), "
                 f"not {target.name}"

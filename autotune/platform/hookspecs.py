@@ -35,9 +35,32 @@ def register_targets(register: Callable[[Any], None]) -> None:
     """Contribute targets: call ``register(target)`` once per core this plugin supports.
 
     ``target`` is an :class:`autotune.platform.target.Target`. Its ``name`` and every
-    alias must be unique across all loaded plugins; its ``runner`` names a runner
-    registered through :func:`register_runners` and its ``toolchain`` names the Debian
-    package that provides the compiler.
+    alias must be unique across all loaded plugins; its ``isa`` names an ISA support
+    registered through :func:`register_isas`, its ``runner`` a runner registered through
+    :func:`register_runners`, its ``cycle_model`` (if any) a model registered through
+    :func:`register_cycle_models`, and its ``toolchain`` the Debian package that
+    provides the compiler.
+    """
+
+
+@hookspec
+def register_isas(register: Callable[[Any], None]) -> None:
+    """Contribute instruction sets: call ``register(isa)`` once per ISA this plugin brings.
+
+    ``isa`` is an instance of a subclass of :class:`autotune.platform.isa.IsaSupport`:
+    the harness startup code and linker-script details, the emulator's architecture,
+    CPU model and register conventions, the instruction decoder used by timing models,
+    the qemu-user binary and CPU, and how to read ISA features from the compiler.
+    """
+
+
+@hookspec
+def register_cycle_models(register: Callable[[Any], None]) -> None:
+    """Contribute timing models: call ``register(model)`` once per model.
+
+    ``model`` is an instance of a subclass of
+    :class:`autotune.platform.cycles.base.CycleModel`; targets refer to it by its
+    versioned name (``"cortex-m4 v1"``), which must be unique across plugins.
     """
 
 
@@ -45,9 +68,8 @@ def register_targets(register: Callable[[Any], None]) -> None:
 def register_kernels(register: Callable[[Any], None]) -> None:
     """Contribute kernel templates: call ``register(template)`` once per template.
 
-    ``template`` is any object with a unique, non-empty string ``name``; the template
-    interface (op, applicability, parameter space, rendering) is defined by the kernel
-    layer, and the registry only checks naming and uniqueness.
+    ``template`` is an instance of a subclass of
+    :class:`autotune.tune.template.KernelTemplate` with a unique ``name``.
     """
 
 
@@ -55,6 +77,7 @@ def register_kernels(register: Callable[[Any], None]) -> None:
 def register_runners(register: Callable[[Any], None]) -> None:
     """Contribute runners: call ``register(runner)`` once per way of executing an ELF.
 
-    ``runner`` is any object with a unique, non-empty string ``name`` (for example
-    ``"unicorn"``, ``"qemu"``, ``"nsim"``); targets refer to runners by that name.
+    ``runner`` is an instance of a subclass of :class:`autotune.platform.runner.Runner`
+    with a unique ``name``; targets refer to runners by that name, and core code asks
+    a runner only for its ``capabilities``.
     """

@@ -1,4 +1,4 @@
-"""The plugin manager and the registries of targets, runners and kernel templates.
+"""The plugin manager and the registries of targets, ISAs, cycle models, runners and kernels.
 
 Plugins come from three places, loaded in this order:
 
@@ -34,6 +34,9 @@ import pluggy
 
 from autotune.errors import AutotuneError
 from autotune.platform import hookspecs
+from autotune.platform.cycles.base import CycleModel
+from autotune.platform.isa import IsaSupport
+from autotune.platform.runner import Runner
 from autotune.platform.target import Target
 
 ENV_VAR = "AUTOTUNE_PLUGINS"
@@ -82,6 +85,18 @@ class UnknownKernelError(UnknownNameError):
     kind = "kernel template"
 
 
+class UnknownIsaError(UnknownNameError):
+    """An ISA name (``Target.isa``) that no plugin registered."""
+
+    kind = "ISA"
+
+
+class UnknownCycleModelError(UnknownNameError):
+    """A cycle model name that no plugin registered."""
+
+    kind = "cycle model"
+
+
 @dataclass(frozen=True)
 class PluginInfo:
     """Where a loaded plugin came from, for `autotune targets` and error messages."""
@@ -98,8 +113,10 @@ class _Registries:
 
     targets: dict[str, Target] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias or name -> name
-    runners: dict[str, Any] = field(default_factory=dict)
-    kernels: dict[str, Any] = field(default_factory=dict)
+    runners: dict[str, Runner] = field(default_factory=dict)
+    kernels: dict[str, Any] = field(default_factory=dict)  # name -> KernelTemplate
+    isas: dict[str, IsaSupport] = field(default_factory=dict)
+    cycle_models: dict[str, CycleModel] = field(default_factory=dict)
     owner: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
 
@@ -315,10 +332,22 @@ def _build() -> _Registries:
 
         return register
 
-    def named_register(kind: str, store: dict[str, Any]) -> Callable[[str], Callable[[Any], None]]:
+    def named_register(
+        kind: str, store: dict[str, Any], contract: type, key: Callable[[Any], str] | None = None
+    ) -> Callable[[str], Callable[[Any], None]]:
         def make(plugin: str) -> Callable[[Any], None]:
             def register(obj: Any) -> None:
-                name = _named(kind, obj, plugin)
+                if not isinstance(obj, contract):
+                    what = (
+                        f"the class {obj.__name__} (register an instance)"
+                        if isinstance(obj, type) and issubclass(obj, contract)
+                        else f"{type(obj).__name__} {obj!r}"
+                    )
+                    raise PluginError(
+                        f"plugin '{plugin}' registered {what} as a {kind}, "
+                        f"not an instance of {contract.__module__}.{contract.__qualname__}"
+                    )
+                name = key(obj) if key is not None else _named(kind, obj, plugin)
                 if name in store:
                     raise PluginError(
                         f"plugin '{plugin}': {kind} '{name}' is already registered by "
@@ -331,9 +360,17 @@ def _build() -> _Registries:
 
         return make
 
+    from autotune.tune.template import KernelTemplate  # the kernel layer owns that contract
+
     _call_hook(pm, "register_targets", target_register)
-    _call_hook(pm, "register_runners", named_register("runner", reg.runners))
-    _call_hook(pm, "register_kernels", named_register("kernel", reg.kernels))
+    _call_hook(pm, "register_isas", named_register("ISA", reg.isas, IsaSupport))
+    _call_hook(
+        pm,
+        "register_cycle_models",
+        named_register("cycle model", reg.cycle_models, CycleModel, key=lambda m: m.name),
+    )
+    _call_hook(pm, "register_runners", named_register("runner", reg.runners, Runner))
+    _call_hook(pm, "register_kernels", named_register("kernel", reg.kernels, KernelTemplate))
     _state.registries = reg
     return reg
 
@@ -370,29 +407,16 @@ def target_plugin(name: str) -> str:
 
 
 def metric_label(target: Target) -> str:
-    """What a measurement on ``target`` counts, as reports must label it.
-
-    An estimate is never presented as a measurement: a cycle model's figure says which
-    model made it, and a target that cannot be executed says it is tuned for size only.
-    """
-    runner = _build().runners.get(target.runner)
-    if getattr(runner, "measures_cycles", False):  # the runner's own counter, not a model
-        return str(runner.metric)
-    if target.runner == "size-only":
-        return "code size only"
-    if target.runner == "nsim":
-        return "cycles (nSIM)"
-    if target.cycle_model:
-        return f"cycles (model {target.cycle_model})"
-    return "instructions (exact)"
+    """What a measurement on ``target`` counts, as reports must label it (its runner says)."""
+    return get_runner(target.runner).metric_label(target)
 
 
-def get_runners() -> dict[str, Any]:
+def get_runners() -> dict[str, Runner]:
     """Every registered runner by name."""
     return dict(_build().runners)
 
 
-def get_runner(name: str) -> Any:
+def get_runner(name: str) -> Runner:
     """The runner with this name; UnknownRunnerError lists the registered ones."""
     runners = _build().runners
     if name in runners:
@@ -411,3 +435,45 @@ def get_kernel(name: str) -> Any:
     if name in kernels:
         return kernels[name]
     raise UnknownKernelError(name, list(kernels), _closest(name, kernels, {}))
+
+
+def get_isas() -> dict[str, IsaSupport]:
+    """Every registered ISA support by name."""
+    return dict(_build().isas)
+
+
+def get_isa(name: str) -> IsaSupport:
+    """The ISA support with this name (``Target.isa``); UnknownIsaError lists the known ones."""
+    isas = _build().isas
+    if name in isas:
+        return isas[name]
+    raise UnknownIsaError(name, list(isas), _closest(name, isas, {}))
+
+
+def isa_of(target: Target) -> IsaSupport:
+    """The ISA support of a target, with an error naming the target when it has none."""
+    if not target.isa:
+        raise PluginError(
+            f"target {target.name} names no ISA support (set Target.isa to a name "
+            f"registered through register_isas; known: {', '.join(get_isas()) or 'none'})"
+        )
+    try:
+        return get_isa(target.isa)
+    except UnknownIsaError as exc:
+        raise UnknownIsaError(target.isa, exc.known, exc.suggestion) from None
+
+
+def get_cycle_models() -> dict[str, CycleModel]:
+    """Every registered cycle model by versioned name (``"cortex-m4 v1"``)."""
+    return dict(_build().cycle_models)
+
+
+def get_cycle_model(name: str) -> CycleModel:
+    """The model called ``name``; a bare core name (``"cortex-m4"``) means its latest version."""
+    models = _build().cycle_models
+    if name in models:
+        return models[name]
+    versions = [m for m in models.values() if m.info.name == name]
+    if versions:
+        return max(versions, key=lambda m: m.info.version)
+    raise UnknownCycleModelError(name, sorted(models), _closest(name, models, {}))

@@ -27,12 +27,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from autotune.platform import harness
+from autotune.errors import AutotuneError
+from autotune.platform import harness, plugins
 from autotune.platform.emulator import (
     DEFAULT_BUDGET,
     BufferMismatchError,
@@ -44,6 +44,8 @@ from autotune.platform.emulator import (
     RunResult,
     load_elf,
 )
+from autotune.platform.isa import QemuCommand
+from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import Target
 
 RUNNER_NAME = "qemu"
@@ -51,27 +53,15 @@ MAX_DUMPS = 16  # AUTOTUNE_MAX_DUMPS in harness.c
 _TRACE = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
 
 
-@dataclass(frozen=True)
-class QemuCommand:
-    binary: str
-    cpu: str | None
-    debian_package: str = "qemu-user"
-
-
 def qemu_command(target: Target) -> QemuCommand:
-    """Which qemu-user binary and CPU run this target's code."""
-    cc = target.toolchain.cc
-    if cc.startswith("aarch64"):
-        return QemuCommand(
-            "qemu-aarch64", target.name if target.name.startswith("cortex-a") else None
-        )
-    if cc.startswith("arm"):
-        if target.family == "cortex-m":
-            return QemuCommand("qemu-arm", "max")
-        return QemuCommand("qemu-arm", target.name if target.name.startswith("cortex-a") else "max")
-    if cc.startswith("riscv") and target.word_bits == 32:
-        return QemuCommand("qemu-riscv32", None)
-    raise RunnerUnavailableError(f"the qemu runner has no user-mode emulator for {target.name}")
+    """Which qemu-user binary and CPU run this target's code (its ISA support says)."""
+    try:
+        command = plugins.isa_of(target).qemu(target)
+    except AutotuneError as exc:
+        raise RunnerUnavailableError(f"the qemu runner cannot run {target.name}: {exc}") from None
+    if command is None:
+        raise RunnerUnavailableError(f"the qemu runner has no user-mode emulator for {target.name}")
+    return command
 
 
 @functools.lru_cache(maxsize=8)
@@ -160,17 +150,18 @@ def count_region(log: Path, start: int, stop: int) -> tuple[int, int | None]:
     return count, None if count < 0 else last
 
 
-class QemuRunner:
+class QemuRunner(Runner):
     """The ``qemu`` runner: exact instruction counts from QEMU user mode, no cycle model."""
 
     name = RUNNER_NAME
     description = (
         "QEMU user mode, one instruction per block with an exec log: exact instruction counts"
     )
-    metric = "instructions (exact)"
+    capabilities = RunnerCapabilities(executes=True, counts_instructions=True)
 
     def available(self) -> str | None:
-        found = [b for b in ("qemu-arm", "qemu-aarch64", "qemu-riscv32") if shutil.which(b)]
+        binaries = {isa.qemu_user for isa in plugins.get_isas().values() if isa.qemu_user}
+        found = [b for b in sorted(binaries) if shutil.which(b)]
         if not found:
             return "no qemu user-mode emulator on PATH (apt-get install qemu-user)"
         return None
@@ -191,6 +182,7 @@ class QemuRunner:
         inputs: Mapping[str, bytes] | None = None,
         outputs: Mapping[str, int] | None = None,
         budget: int = DEFAULT_BUDGET,
+        profile: bool = False,
     ) -> RunResult:
         """Run once under QEMU; counts ``autotune_main`` up to ``autotune_stop``."""
         reason = self.supports(target)

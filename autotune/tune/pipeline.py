@@ -55,7 +55,7 @@ def resolve_target(options: TuneOptions) -> Target:
     target = plugins.get_target(options.target)
     if options.runner and options.runner != target.runner:
         runner = plugins.get_runner(options.runner)
-        reason = runner.supports(target) if hasattr(runner, "supports") else None
+        reason = runner.supports(target)
         if reason:
             raise AutotuneError(f"runner '{runner.name}' cannot run {target.name}: {reason}")
         target = dataclasses.replace(target, runner=runner.name)
@@ -101,7 +101,7 @@ def templates_for(op: str) -> list[KernelTemplate]:
 
 def study_context(target: Target) -> StudyContext:
     runner = plugins.get_runner(target.runner)
-    reason = runner.available() if hasattr(runner, "available") else None
+    reason = runner.available()
     if reason:
         raise AutotuneError(f"target {target.name}: runner '{runner.name}' unavailable: {reason}")
     toolchain.require_compiler(target)
@@ -217,7 +217,7 @@ def _run_searches(
 ) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     # A runner driving one device (a board) measures one variant at a time.
-    exclusive = getattr(plugins.get_runner(target.runner), "exclusive", False)
+    exclusive = plugins.get_runner(target.runner).capabilities.exclusive
     if options.jobs <= 1 or len(specs) <= 1 or exclusive:
         for key, spec in specs.items():
 
@@ -294,7 +294,8 @@ def _choose(
     templates = {t.name: t for t in templates_for(spec.op) if t.applies(spec, target)}
     candidates = ranked(known_trials(db, spec, list(templates.values()), ctx), options.flash_limit)
     values = spec.values_hash()
-    if ctx.runner == "size-only":
+    runner = plugins.get_runner(target.runner)
+    if not runner.capabilities.executes:
         result.best = candidates[0] if candidates else None
         result.note = f"{target.name} cannot be executed here: ranked by code size, not verified"
         return
@@ -311,7 +312,7 @@ def _choose(
                 target,
                 checks,
                 work / f"layer{spec.layer_index}",
-                plugins.get_runner(target.runner),
+                runner,
             )
         m = evaluator.evaluate(templates[trial.template], json.loads(trial.params))
         result.verified_now = True

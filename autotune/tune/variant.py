@@ -20,6 +20,7 @@ from autotune.model.tflite_import import parse_model
 from autotune.platform import toolchain
 from autotune.platform.elf import read_elf, read_stack_usage
 from autotune.platform.harness import harness_dir
+from autotune.platform.runner import Runner
 from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
 from autotune.tune.space import Point
@@ -119,15 +120,15 @@ class Evaluator:
     """Measures points of templates for one layer on one target."""
 
     def __init__(
-        self, spec: KernelSpec, target: Target, checks: CheckSet, work_dir: Path, runner: object
+        self, spec: KernelSpec, target: Target, checks: CheckSet, work_dir: Path, runner: Runner
     ) -> None:
         self.spec = spec
         self.target = target
         self.checks = checks
         self.work_dir = Path(work_dir)
         self.runner = runner
-        # A size-only runner measures nothing: variants are ranked by code size, unverified.
-        self.executes = getattr(runner, "name", "") != "size-only"
+        # A runner that executes nothing: variants are ranked by code size, unverified.
+        self.executes = runner.capabilities.executes
         self._count = 0
 
     def evaluate(self, template: KernelTemplate, params: Point) -> Measurement:
@@ -169,14 +170,14 @@ class Evaluator:
         frame = stack.frames.get(FUNCTION)
         m.stack_bytes = frame.bytes if frame is not None else None
         if not self.executes:
-            m.metric_label = "code size only"
+            m.metric_label = self.runner.metric_label(self.target)
             return m
         for n, (inputs, want) in enumerate(
             zip(self.checks.inputs, self.checks.expected, strict=True)
         ):
             feed = {f"at_in{i}": np.ascontiguousarray(x).tobytes() for i, x in enumerate(inputs)}
             try:
-                run = self.runner.run(  # type: ignore[attr-defined]
+                run = self.runner.run(
                     result.elf,
                     self.target,
                     inputs=feed,

@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
+from autotune.targets.arc.isa import ISAS
+from autotune.targets.arc.runner import NSIM_COMMAND, NsimRunner
 
 KIB = 1024
 MIB = 1024 * KIB
 
-NSIM_COMMAND = "nsimdrv"
 _FLAGS = ("-mcpu=em4_dmips",)
 
 
@@ -28,6 +29,7 @@ def arc_em_target(nsim_present: bool) -> Target:
         aliases=("em4_dmips", "arc", "em4"),
         family="arc",
         arch="arcv2em",
+        isa="arcv2",
         toolchain=Toolchain(
             debian_package="gcc-arc-linux-gnu",
             cc="arc-linux-gnu-gcc",
@@ -53,3 +55,14 @@ def arc_em_target(nsim_present: bool) -> Target:
 @hookimpl
 def register_targets(register: Callable[[Target], None]) -> None:
     register(arc_em_target(shutil.which(NSIM_COMMAND) is not None))
+
+
+@hookimpl
+def register_isas(register: Callable[[object], None]) -> None:
+    for isa in ISAS:
+        register(isa)
+
+
+@hookimpl
+def register_runners(register: Callable[[object], None]) -> None:
+    register(NsimRunner())

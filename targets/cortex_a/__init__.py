@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
+from autotune.targets.cortex_a.isa import ISAS
+from autotune.targets.cortex_a.timing import MODELS
 
 MIB = 1024 * 1024
 
@@ -32,6 +34,7 @@ TARGETS: tuple[Target, ...] = (
         aliases=("a53",),
         family="cortex-a",
         arch="armv8-a",
+        isa="aarch64",
         toolchain=Toolchain(
             debian_package="gcc-aarch64-linux-gnu",
             cc="aarch64-linux-gnu-gcc",
@@ -55,6 +58,7 @@ TARGETS: tuple[Target, ...] = (
         aliases=("a7",),
         family="cortex-a",
         arch="armv7-a",
+        isa="arm",
         toolchain=Toolchain(
             debian_package="gcc-arm-none-eabi",
             cc="arm-none-eabi-gcc",
@@ -79,3 +83,15 @@ TARGETS: tuple[Target, ...] = (
 def register_targets(register: Callable[[Target], None]) -> None:
     for target in TARGETS:
         register(target)
+
+
+@hookimpl
+def register_isas(register: Callable[[object], None]) -> None:
+    for isa in ISAS:
+        register(isa)
+
+
+@hookimpl
+def register_cycle_models(register: Callable[[object], None]) -> None:
+    for model in MODELS:
+        register(model)

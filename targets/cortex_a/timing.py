@@ -187,3 +187,6 @@ class CortexA53(CycleModel):
         cycles = schedule(block, width=2, units={"alu": 2})
         not_taken, taken = taken_penalty_btfn(insns[-1], self.mispredict)
         return BlockCost(len(insns), cycles + not_taken, taken - not_taken, 0)
+
+
+MODELS: tuple[CycleModel, ...] = (CortexA7(), CortexA53())

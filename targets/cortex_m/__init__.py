@@ -1,5 +1,8 @@
 """Built-in plugin: the Arm Cortex-M cores (ARMv6-M, ARMv7-M, ARMv7E-M, ARMv8-M Mainline).
 
+The family in one folder: the targets (here), the Thumb M-profile ISA support
+(``isa.py``, with the startup code ``start.S``) and the timing models (``timing.py``).
+
 All build with Debian's gcc-arm-none-eabi. The memory map follows the Armv7-M/Armv8-M
 default map (code region from 0x00000000, SRAM from 0x20000000), which is also the
 layout of QEMU's MPS2/MPS3 boards, sized well above a real part so test programs and
@@ -13,6 +16,8 @@ from collections.abc import Callable
 
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
+from autotune.targets.cortex_m.isa import ISAS
+from autotune.targets.cortex_m.timing import MODELS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -48,6 +53,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv6-m",
         toolchain=_toolchain("cortex-m0", _SOFT),
         memory=_memory(1 * MIB, 512 * KIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m0 v2",
         features=_V6M,
@@ -61,6 +67,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv6-m",
         toolchain=_toolchain("cortex-m0plus", _SOFT),
         memory=_memory(1 * MIB, 512 * KIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m0plus v2",
         features=_V6M,
@@ -74,6 +81,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv7-m",
         toolchain=_toolchain("cortex-m3", _SOFT),
         memory=_memory(1 * MIB, 512 * KIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m3 v2",
         features=_V7M,
@@ -87,6 +95,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv7e-m",
         toolchain=_toolchain("cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")),
         memory=_memory(1 * MIB, 512 * KIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m4 v2",
         features=_V7EM | {"fpu"},
@@ -102,6 +111,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv7e-m",
         toolchain=_toolchain("cortex-m7", ("-mfloat-abi=hard", "-mfpu=fpv5-d16")),
         memory=_memory(2 * MIB, 1 * MIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m7 v2",
         features=_V7EM | {"fpu", "fpu-dp"},
@@ -116,6 +126,7 @@ TARGETS: tuple[Target, ...] = (
         arch="armv8-m.main",
         toolchain=_toolchain("cortex-m33", ("-mfloat-abi=hard", "-mfpu=fpv5-sp-d16")),
         memory=_memory(1 * MIB, 512 * KIB),
+        isa="thumb-m",
         runner="unicorn",
         cycle_model="cortex-m33 v2",
         features=_V7EM | {"fpu"},
@@ -130,3 +141,15 @@ TARGETS: tuple[Target, ...] = (
 def register_targets(register: Callable[[Target], None]) -> None:
     for target in TARGETS:
         register(target)
+
+
+@hookimpl
+def register_isas(register: Callable[[object], None]) -> None:
+    for isa in ISAS:
+        register(isa)
+
+
+@hookimpl
+def register_cycle_models(register: Callable[[object], None]) -> None:
+    for model in MODELS:
+        register(model)

@@ -330,3 +330,13 @@ class CortexM7(CycleModel):
         cycles = schedule(block, width=2, units={"alu": 2, "ld": 2})
         not_taken, taken = taken_penalty_btfn(insns[-1], self.mispredict)
         return BlockCost(len(insns), cycles + not_taken, taken - not_taken, 0)
+
+
+MODELS: tuple[CycleModel, ...] = (
+    CortexM0(),
+    CortexM0Plus(),
+    CortexM3(),
+    CortexM4(),
+    CortexM7(),
+    CortexM33(),
+)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
+from autotune.targets.riscv.isa import ISAS
+from autotune.targets.riscv.timing import MODELS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -46,6 +48,7 @@ TARGETS: tuple[Target, ...] = (
         arch="rv32imc",
         toolchain=_toolchain("rv32imc", "ilp32"),
         memory=_memory(),
+        isa="riscv32",
         runner="unicorn",
         cycle_model="ibex v1",
         features=_IM | {"compressed"},
@@ -58,6 +61,7 @@ TARGETS: tuple[Target, ...] = (
         arch="rv32im",
         toolchain=_toolchain("rv32im", "ilp32"),
         memory=_memory(),
+        isa="riscv32",
         runner="unicorn",
         cycle_model="ibex v1",
         features=_IM,
@@ -70,6 +74,7 @@ TARGETS: tuple[Target, ...] = (
         arch="rv32imac",
         toolchain=_toolchain("rv32imac", "ilp32"),
         memory=_memory(),
+        isa="riscv32",
         runner="unicorn",
         cycle_model="sifive-e31 v1",
         features=_IM | {"compressed", "atomic"},
@@ -82,6 +87,7 @@ TARGETS: tuple[Target, ...] = (
         arch="rv32gc",
         toolchain=_toolchain("rv32gc", "ilp32d"),
         memory=_memory(),
+        isa="riscv32",
         runner="unicorn",
         cycle_model="sifive-e31 v1",
         features=_IM | {"compressed", "atomic", "fpu", "fpu-dp"},
@@ -95,3 +101,15 @@ TARGETS: tuple[Target, ...] = (
 def register_targets(register: Callable[[Target], None]) -> None:
     for target in TARGETS:
         register(target)
+
+
+@hookimpl
+def register_isas(register: Callable[[object], None]) -> None:
+    for isa in ISAS:
+        register(isa)
+
+
+@hookimpl
+def register_cycle_models(register: Callable[[object], None]) -> None:
+    for model in MODELS:
+        register(model)

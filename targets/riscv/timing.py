@@ -98,3 +98,6 @@ class SiFiveE31(CycleModel):
         else:
             not_taken, taken = taken_penalty_btfn(last, self.mispredict)
         return BlockCost(len(insns), cycles + not_taken, taken - not_taken, 0)
+
+
+MODELS: tuple[CycleModel, ...] = (Ibex(), SiFiveE31())

@@ -15,9 +15,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from autotune.platform import plugins
-from autotune.platform.cycles import UnknownCycleModelError, get_model, model_names
 from autotune.platform.cycles.base import BlockCost, Branch, Insn
-from autotune.platform.cycles.decode import Decoder
 
 BASE = 0x1000
 
@@ -42,27 +40,30 @@ def asm(flavour: str, body: str, tmp_path: Path, at: int = BASE) -> list[Insn]:
     subprocess.run([tool, *flags, str(src), "-o", str(obj)], check=True, capture_output=True)
     with open(obj, "rb") as f:
         code = ELFFile(f).get_section_by_name(".text").data()
-    isa = "thumb-m" if flavour.startswith("thumb-m") else flavour
-    return Decoder(isa).decode(code, at, thumb=flavour.startswith("thumb"))
+    # The built-in ISA supports' decoders: "thumb" is Thumb state of the A-profile ISA.
+    isa = {"thumb": "arm"}.get(flavour, "thumb-m" if flavour.startswith("thumb-m") else flavour)
+    decoder = plugins.get_isa(isa).decoder()
+    assert decoder is not None
+    return decoder.decode(code, at, int(flavour.startswith("thumb")))
 
 
 def cost(model: str, flavour: str, body: str, tmp_path: Path, at: int = BASE) -> BlockCost:
     insns = asm(flavour, body, tmp_path, at)
-    return get_model(model).block_cost(insns)
+    return plugins.get_cycle_model(model).block_cost(insns)
 
 
 def test_every_target_names_an_existing_model() -> None:
     plugins.reset()
     for t in plugins.get_targets().values():
         if t.cycle_model:
-            model = get_model(t.cycle_model)
+            model = plugins.get_cycle_model(t.cycle_model)
             assert model.name == t.cycle_model
             assert model.label == f"cycles (model {t.cycle_model})"
             assert model.info.sources
-    assert len(model_names()) == 10
-    assert get_model("cortex-m4").name == "cortex-m4 v2"
-    with pytest.raises(UnknownCycleModelError, match="unknown cycle model 'cortex-m5 v1'"):
-        get_model("cortex-m5 v1")
+    assert len(plugins.get_cycle_models()) == 10
+    assert plugins.get_cycle_model("cortex-m4").name == "cortex-m4 v2"
+    with pytest.raises(plugins.UnknownCycleModelError, match="unknown cycle model 'cortex-m5 v1'"):
+        plugins.get_cycle_model("cortex-m5 v1")
 
 
 # ------------------------------------------------------------------ Cortex-M4
@@ -138,8 +139,8 @@ def test_m4_multiple_transfers(tmp_path: Path) -> None:
 
 def test_m3_rejects_dsp_instructions(tmp_path: Path) -> None:
     smlad = asm("thumb-m", "smlad r0, r1, r2, r0", tmp_path)[0]
-    assert get_model("cortex-m4 v2").check(smlad) is None
-    assert "not implemented by cortex-m3" in (get_model("cortex-m3 v2").check(smlad) or "")
+    assert plugins.get_cycle_model("cortex-m4 v2").check(smlad) is None
+    assert "not implemented by cortex-m3" in (plugins.get_cycle_model("cortex-m3 v2").check(smlad) or "")
 
 
 # ------------------------------------------------------------ Cortex-M0 / M0+
@@ -301,9 +302,9 @@ def test_e31_branch_prediction(tmp_path: Path) -> None:
     c = cost("sifive-e31 v1", "riscv32", "beqz a0, fwd\nnop", tmp_path)
     fwd = asm("riscv32", "beqz a0, fwd\nnop", tmp_path)
     assert fwd[0].branch == Branch.COND and not fwd[0].backward
-    first = get_model("sifive-e31 v1").block_cost(fwd[:1])
+    first = plugins.get_cycle_model("sifive-e31 v1").block_cost(fwd[:1])
     assert (first.cycles, first.cycles + first.taken_delta) == (1, 4)
-    ret = get_model("sifive-e31 v1").block_cost(asm("riscv32", "ret", tmp_path))
+    ret = plugins.get_cycle_model("sifive-e31 v1").block_cost(asm("riscv32", "ret", tmp_path))
     assert ret.taken_delta == 0  # returns are predicted by the return-address stack
 
 

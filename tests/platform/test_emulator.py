@@ -16,7 +16,6 @@ import pytest
 
 from autotune.errors import AutotuneError
 from autotune.platform import plugins
-from autotune.platform.cycles.decode import Decoder
 from autotune.platform.emulator import (
     BufferMismatchError,
     ElfLoadError,
@@ -271,7 +270,9 @@ def test_smlad_runs_on_m4_and_faults_on_m0_and_m3(build_root: Path) -> None:
         assert isinstance(fault, AutotuneError)
         assert f"{fault.pc:#x}" in str(fault)
         # The reported PC is the SMLAD itself, not the start of its block.
-        decoded = Decoder("thumb-m").decode(text_bytes(elf, fault.pc, 4), fault.pc)
+        decoder = plugins.get_isa("thumb-m").decoder()
+        assert decoder is not None
+        decoded = decoder.decode(text_bytes(elf, fault.pc, 4), fault.pc)
         assert decoded[0].name == "smlad"
 
 

@@ -14,8 +14,13 @@ import pytest
 
 from autotune.errors import AutotuneError
 from autotune.platform import hookspecs, plugins
+from autotune.platform.cycles.base import BlockCost, CycleModel, ModelInfo
 from autotune.platform.hookspecs import hookimpl
+from autotune.platform.isa import IsaSupport
+from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import MemoryRegion, Target, Toolchain
+from autotune.tune.space import Space
+from autotune.tune.template import KernelTemplate
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
@@ -37,8 +42,9 @@ def tiny_target(name: str = "tiny-core", aliases: tuple[str, ...] = ("tiny",)) -
         arch="tiny1",
         toolchain=Toolchain("gcc-tiny-elf", "tiny-elf-gcc", ("-mcpu=tiny",), size="tiny-elf-size"),
         memory=(MemoryRegion("flash", 0, 1 << 20), MemoryRegion("ram", 1 << 28, 1 << 19)),
+        isa="tiny-isa",
         runner="tiny-runner",
-        cycle_model="",
+        cycle_model="tiny v1",
         features=frozenset({"mul"}),
         description="a core that exists only in this test",
     )
@@ -47,6 +53,42 @@ def tiny_target(name: str = "tiny-core", aliases: tuple[str, ...] = ("tiny",)) -
 @dataclasses.dataclass(frozen=True)
 class Named:
     name: str
+
+
+class TinyRunner(Runner):
+    name = "tiny-runner"
+    capabilities = RunnerCapabilities(executes=True, counts_instructions=True)
+
+    def run(self, elf_path, target, inputs=None, outputs=None, budget=1, profile=False):
+        raise NotImplementedError
+
+
+class TinyIsa(IsaSupport):
+    name = "tiny-isa"
+    elf_machine = "EM_TINY"
+    startup = Path("start_tiny.S")
+
+
+class TinyModel(CycleModel):
+    info = ModelInfo("tiny", 1)
+
+    def block_cost(self, insns):
+        return BlockCost(len(insns), len(insns))
+
+
+class TinyDot(KernelTemplate):
+    name = "tiny-dot"
+    op = "TINY"
+    main_file = "tiny.c.j2"
+
+    def applies(self, spec, target):
+        return False
+
+    def space(self, spec, target):
+        return Space([])
+
+    def context(self, spec, target, params):
+        return {}
 
 
 class TinyPlugin:
@@ -63,12 +105,22 @@ class TinyPlugin:
     @hookimpl
     def register_runners(self, register: Callable[[Any], None]) -> None:
         self.called.append("register_runners")
-        register(Named("tiny-runner"))
+        register(TinyRunner())
 
     @hookimpl
     def register_kernels(self, register: Callable[[Any], None]) -> None:
         self.called.append("register_kernels")
-        register(Named("tiny-dot"))
+        register(TinyDot())
+
+    @hookimpl
+    def register_isas(self, register: Callable[[Any], None]) -> None:
+        self.called.append("register_isas")
+        register(TinyIsa())
+
+    @hookimpl
+    def register_cycle_models(self, register: Callable[[Any], None]) -> None:
+        self.called.append("register_cycle_models")
+        register(TinyModel())
 
 
 def hookspec_names() -> list[str]:
@@ -90,6 +142,9 @@ def test_every_hookspec_is_exercised_by_the_test_plugin() -> None:
     assert plugins.get_runner("tiny-runner").name == "tiny-runner"
     assert plugins.get_kernels()["tiny-dot"].name == "tiny-dot"
     assert plugins.get_kernel("tiny-dot").name == "tiny-dot"
+    assert plugins.isa_of(plugins.get_target("tiny")).elf_machine == "EM_TINY"
+    assert plugins.get_cycle_model("tiny").name == "tiny v1"
+    assert plugins.metric_label(plugins.get_target("tiny")) == "instructions (exact)"
     assert sorted(set(plugin.called)) == hookspec_names()
     assert plugins.target_plugin("tiny") == "tiny"
 
@@ -165,7 +220,7 @@ def test_duplicate_runner_names_both_plugins() -> None:
     class Second:
         @hookimpl
         def register_runners(self, register: Callable[[Any], None]) -> None:
-            register(Named("tiny-runner"))
+            register(TinyRunner())
 
     plugins.register_plugin(Second(), "second")
     with pytest.raises(
@@ -178,8 +233,12 @@ def test_duplicate_runner_names_both_plugins() -> None:
     ("hook", "thing", "message"),
     [
         ("register_targets", Named("not-a-target"), "not an autotune.platform.target.Target"),
-        ("register_runners", object(), "without a non-empty string 'name'"),
-        ("register_kernels", Named(""), "without a non-empty string 'name'"),
+        ("register_runners", Named("r"), "Named.* not an instance of .*runner.Runner"),
+        ("register_runners", TinyRunner, "class TinyRunner \\(register an instance\\)"),
+        ("register_kernels", Named("k"), "not an instance of .*template.KernelTemplate"),
+        ("register_isas", object(), "not an instance of .*isa.IsaSupport"),
+        ("register_cycle_models", TinyModel, "class TinyModel.*cycles.base.CycleModel"),
+        ("register_runners", type("Nameless", (TinyRunner,), {"name": ""})(), "non-empty"),
     ],
 )
 def test_invalid_registrations_are_rejected(hook: str, thing: object, message: str) -> None:

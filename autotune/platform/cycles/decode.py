@@ -1,4 +1,4 @@
-"""Capstone to :class:`Insn`: the one place that knows each ISA's operand conventions.
+"""Capstone to :class:`Insn`: decode helpers ISA support builds its decoder from.
 
 Run once per basic block (never per executed instruction), so clarity wins over
 speed here. Register names are normalised so that aliases meet in the
@@ -10,7 +10,8 @@ on AArch32 a VFP ``s`` register maps to the ``d`` register holding it and a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import capstone
 from capstone import arm as cs_arm
@@ -18,8 +19,6 @@ from capstone import arm64 as cs_arm64
 from capstone import riscv as cs_riscv
 
 from autotune.platform.cycles.base import Branch, Insn
-
-ISAS = ("thumb-m", "arm", "thumb", "aarch64", "riscv32")
 
 _ARM_VREG = re.compile(r"^([sdq])(\d+)$")
 _A64_VREG = re.compile(r"^[bhsdqv](\d+)$")
@@ -86,6 +85,16 @@ _ARM_MULTI = ("ldm", "stm", "push", "pop", "vldm", "vstm", "vpush", "vpop")
 _ARM_MAC = {"mla", "mls", "usada8"}
 _ARM_DIRECT = ("b", "bl", "cbz", "cbnz")  # target in the encoding
 _ARM_LONG_MAC = {"umlal", "umaal"}
+
+
+def arm_insn(ins) -> Insn:
+    """An A32 instruction (capstone, detail on) as an :class:`Insn`."""
+    return _decode_arm(ins, thumb=False)
+
+
+def thumb_insn(ins) -> Insn:
+    """A Thumb instruction (capstone, detail on) as an :class:`Insn`."""
+    return _decode_arm(ins, thumb=True)
 
 
 def _decode_arm(ins, thumb: bool) -> Insn:
@@ -177,7 +186,8 @@ def _decode_arm(ins, thumb: bool) -> Insn:
     )
 
 
-def _decode_a64(ins) -> Insn:
+def a64_insn(ins) -> Insn:
+    """An AArch64 instruction (capstone, detail on) as an :class:`Insn`."""
     name = ins.insn_name().lower()
     reads_raw, writes_raw = ins.regs_access()
     reads = _norm((ins.reg_name(r) for r in reads_raw), _a64_reg)
@@ -282,7 +292,8 @@ _RV_RMW = {
 }
 
 
-def _decode_rv(ins) -> Insn:
+def riscv_insn(ins) -> Insn:
+    """A RISC-V instruction (capstone, detail on) as an :class:`Insn`."""
     mnem = ins.mnemonic.lower()
     base = mnem[2:] if mnem.startswith("c.") else mnem
     regs: list[str] = []
@@ -356,42 +367,26 @@ def _decode_rv(ins) -> Insn:
     )
 
 
-class Decoder:
-    """Disassembles basic blocks of one ISA into :class:`Insn` lists."""
+class CapstoneDecoder:
+    """Disassembles basic blocks with capstone into :class:`Insn` lists.
 
-    def __init__(self, isa: str) -> None:
-        if isa not in ISAS:
-            raise ValueError(f"unknown ISA {isa!r}; known: {', '.join(ISAS)}")
-        self.isa = isa
-        if isa == "aarch64":
-            self._cs = {False: capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)}
-        elif isa == "riscv32":
-            mode = capstone.CS_MODE_RISCV32 | capstone.CS_MODE_RISCVC
-            self._cs = {False: capstone.Cs(capstone.CS_ARCH_RISCV, mode)}
-        elif isa == "thumb-m":
-            mode = capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS
-            self._cs = {True: capstone.Cs(capstone.CS_ARCH_ARM, mode)}
-        else:
-            self._cs = {
-                False: capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM),
-                True: capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB),
-            }
-        for md in self._cs.values():
+    ``modes`` maps each decode state of the ISA (0, or 0 = A32 and 1 = Thumb on Arm)
+    to capstone's architecture and mode constants and the function that turns one
+    capstone instruction into an :class:`Insn` (``arm_insn``, ``a64_insn``,
+    ``riscv_insn`` here, or the plugin's own). ISA support builds one of these.
+    """
+
+    def __init__(self, modes: Mapping[int, tuple[int, int, Callable[[Any], Insn]]]) -> None:
+        if not modes:
+            raise ValueError("a decoder needs at least one mode")
+        self._modes: dict[int, tuple[capstone.Cs, Callable[[Any], Insn]]] = {}
+        for state, (arch, mode, convert) in modes.items():
+            md = capstone.Cs(arch, mode)
             md.detail = True
+            self._modes[state] = (md, convert)
+        self._only = next(iter(self._modes.values())) if len(self._modes) == 1 else None
 
-    def decode(self, code: bytes, address: int, thumb: bool = False) -> list[Insn]:
+    def decode(self, code: bytes, address: int, state: int = 0) -> list[Insn]:
         """Every instruction in ``code``; stops early at bytes capstone cannot decode."""
-        if self.isa == "thumb-m":
-            thumb = True
-        elif self.isa in ("aarch64", "riscv32"):
-            thumb = False
-        md = self._cs[thumb]
-        out: list[Insn] = []
-        for ins in md.disasm(code, address):
-            if self.isa == "aarch64":
-                out.append(_decode_a64(ins))
-            elif self.isa == "riscv32":
-                out.append(_decode_rv(ins))
-            else:
-                out.append(_decode_arm(ins, thumb))
-        return out
+        md, convert = self._only or self._modes[state]
+        return [convert(ins) for ins in md.disasm(code, address)]

@@ -1,5 +1,8 @@
 """The fixed part of every measured program: startup code, epilogue and linker script.
 
+The startup code and the ISA-specific linker-script lines come from the target's
+ISA support (``register_isas``); this package holds what every ISA shares.
+
 A kernel provides ``autotune_main``; this package supplies everything around it so
 that the same ELF runs in the embedded emulator (which enters ``autotune_main``
 directly and stops at ``autotune_stop``) and under QEMU user mode (which starts at
@@ -12,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from autotune.errors import AutotuneError
+from autotune.platform import plugins
 from autotune.platform.target import MemoryRegion, Target
 
 ENTRY_SYMBOL = "autotune_main"
@@ -33,22 +37,15 @@ def harness_dir() -> Path:
     return Path(str(resources.files(__package__)))
 
 
-def startup_flavour(target: Target) -> str:
-    """Which startup file fits the target's instruction set."""
-    cc = target.toolchain.cc
-    if cc.startswith("aarch64"):
-        return "aarch64"
-    if cc.startswith("riscv"):
-        return "riscv"
-    if cc.startswith("arc"):
-        return "arc"
-    if cc.startswith("arm"):
-        return "cortex_m" if target.family == "cortex-m" else "arm_a"
-    raise HarnessError(f"target {target.name}: no startup code for compiler {cc}")
-
-
 def startup_source(target: Target) -> Path:
-    return harness_dir() / f"start_{startup_flavour(target)}.S"
+    """The startup assembly for the target's instruction set (its ISA support ships it)."""
+    try:
+        path = Path(plugins.isa_of(target).startup)
+    except AutotuneError as exc:
+        raise HarnessError(f"target {target.name}: no startup code: {exc}") from None
+    if not path.is_file():
+        raise HarnessError(f"target {target.name}: startup code {path} does not exist")
+    return path
 
 
 def epilogue_source() -> Path:
@@ -74,6 +71,7 @@ def linker_script(target: Target, stack_size: int = DEFAULT_STACK_SIZE) -> str:
     stack is a real NOBITS section so QEMU user mode maps it with the image.
     """
     code, data = split_memory(target)
+    isa = plugins.isa_of(target)
     if stack_size <= 0 or stack_size % 16:
         raise HarnessError(f"stack size {stack_size} must be a positive multiple of 16")
     if stack_size >= data.length:
@@ -109,11 +107,11 @@ def linker_script(target: Target, stack_size: int = DEFAULT_STACK_SIZE) -> str:
         "    *(.rodata .rodata.*)",
         "    *(.srodata .srodata.*)",
         f"  }} > {code_name}",
-        f"  .ARM.exidx : {{ *(.ARM.exidx*) }} > {code_name}",
+        *isa.linker_code_sections(code_name),
         "  .data : ALIGN(16)",
         "  {",
         "    *(.data .data.*)",
-        "    __global_pointer$ = . + 0x800;",
+        *isa.linker_data_symbols(),
         "    *(.sdata .sdata.*)",
         f"  }} > {data_name}",
         "  .bss (NOLOAD) : ALIGN(16)",
