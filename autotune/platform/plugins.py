@@ -34,6 +34,7 @@ import pluggy
 
 from autotune.errors import AutotuneError
 from autotune.platform import hookspecs
+from autotune.platform.cycles import base as cycles_base
 from autotune.platform.cycles.base import CycleModel
 from autotune.platform.isa import IsaSupport
 from autotune.platform.runner import Runner
@@ -91,7 +92,7 @@ class UnknownIsaError(UnknownNameError):
     kind = "ISA"
 
 
-class UnknownCycleModelError(UnknownNameError):
+class UnknownCycleModelError(UnknownNameError, cycles_base.UnknownCycleModelError):
     """A cycle model name that no plugin registered."""
 
     kind = "cycle model"

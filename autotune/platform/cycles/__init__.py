@@ -10,9 +10,30 @@ Every figure a model produces is an estimate and is labelled as such:
 
 from __future__ import annotations
 
-from autotune.platform.cycles.base import BlockCost, Branch, CycleModel, Insn, ModelInfo
+from autotune.platform.cycles.base import (
+    BlockCost,
+    Branch,
+    CycleModel,
+    Insn,
+    ModelInfo,
+    UnknownCycleModelError,
+)
 
 INSTRUCTIONS_LABEL = "instructions (exact)"
+
+
+def get_model(name: str) -> CycleModel:
+    """The registered model called ``name``; see :func:`plugins.get_cycle_model`."""
+    from autotune.platform import plugins
+
+    return plugins.get_cycle_model(name)
+
+
+def model_names() -> list[str]:
+    """Every registered model's versioned name, sorted."""
+    from autotune.platform import plugins
+
+    return sorted(plugins.get_cycle_models())
 
 
 def cycles_label(name: str) -> str:
@@ -26,5 +47,8 @@ __all__ = [
     "CycleModel",
     "Insn",
     "ModelInfo",
+    "UnknownCycleModelError",
     "cycles_label",
+    "get_model",
+    "model_names",
 ]

@@ -15,6 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from autotune.errors import AutotuneError
+
+
+class UnknownCycleModelError(AutotuneError):
+    """A target names a cycle model that no plugin registered."""
+
 
 class Branch(enum.IntEnum):
     """How an instruction changes control flow."""
