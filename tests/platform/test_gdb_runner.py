@@ -127,7 +127,9 @@ def test_remote_address_and_availability(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(REMOTE_ENV, "127.0.0.1:3333")
     assert GdbRunner().available() is None
     assert "Cortex-M" in (GdbRunner().supports(plugins.get_target("rv32imc")) or "")
-    assert plugins.get_runner("gdb").metric == BOARD_LABEL
+    gdb = plugins.get_runner("gdb")
+    assert gdb.metric_label(plugins.get_target("m4")) == BOARD_LABEL
+    assert gdb.capabilities.exclusive and gdb.capabilities.counts_cycles
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
