@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autotune.emit.deploy import deploy
+from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice
 from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.tune.db import ResultsDB, default_db_url
@@ -169,10 +170,20 @@ def command(
             for layer in run.layers
             if layer.best is not None
         }
-        with console.status(f"emitting the library and running the whole model ({run.context.runner})"):
-            deployment = deploy(
+        with console.status(
+            f"emitting the library and running the whole model ({run.context.runner})"
+        ):
+            deployed = deploy(
                 run.graph, run.target, out_dir, choices, clock_mhz, seed, db=ResultsDB(db_url)
-            ).as_json()
+            )
+            deployment = deployed.as_json()
+        if deployment["verified_calls"] and deployment["cycles"] is not None:
+            with console.status("running the library on several inputs (latency per layer)"):
+                latency = cached_latency(
+                    run.graph, run.target, deployed.library, choices, out_dir, seed, db_url
+                )
+            if latency is not None:
+                deployment["latency"] = latency
         report = write_outputs(run, out_dir, json_path, deployment)
     t = report["totals"]
     console.print(
@@ -210,6 +221,13 @@ def command(
             f"  library {d['directory']}: {ran}; flash {d['flash']['total']:,} B; "
             f"arena {d['arena_bytes']:,} B, stack {d['ram']['stack_needed']:,} B"
         )
+        if d.get("latency"):
+            lat = d["latency"]
+            named = ", ".join(f"{x['index']} ({x['op']})" for x in lat["input_dependent_layers"])
+            console.print(
+                f"  over {len(lat['inputs'])} inputs: {lat['model']['min']:,} to "
+                f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named or 'none'}"
+            )
     console.print(
         f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {out_dir / 'kernels'}/"
     )

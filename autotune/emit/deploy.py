@@ -151,7 +151,8 @@ def deploy(
 def _verification_key(library: Library, target: Target, seed: int, checks: int) -> str:
     h = hashlib.sha256()
     h.update(toolchain.fingerprint(target).key().encode())
-    h.update(f"{seed}:{checks}:{__version__}:{target.runner}".encode())  # a board is not the simulator
+    # The runner: a library verified on the simulator is not verified on a board.
+    h.update(f"{seed}:{checks}:{__version__}:{target.runner}".encode())
     for path in sorted(library.sources) + sorted(library.directory.glob("*.h")):
         h.update(path.name.encode())
         h.update(path.read_bytes())

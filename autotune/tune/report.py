@@ -159,7 +159,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"- **{report['target']} cannot be executed here**: variants are ranked by code size "
             "only and are not verified on the target"
         )
-    elif report["totals"]["tuned_cycles"] is None and report["totals"]["tuned_instructions"] is None:
+    elif (
+        report["totals"]["tuned_cycles"] is None and report["totals"]["tuned_instructions"] is None
+    ):
         lines.append(
             f"- cycles would be **{report['metric']}**, but runner {report['runner']} counted "
             "neither cycles nor instructions (QEMU has no cycle counter): variants are ranked by "
@@ -215,8 +217,54 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     if report.get("deployment"):
         lines += deployment_markdown(report["deployment"], report["layers"])
+        if report["deployment"].get("latency"):
+            lines += latency_markdown(report["deployment"]["latency"])
     lines.append("")
     return "\n".join(lines)
+
+
+def latency_markdown(lat: dict[str, Any]) -> list[str]:
+    """Min/max over inputs per layer and for the model; the input-dependent layers named."""
+    model = lat["model"]
+    names = ", ".join(lat["inputs"])
+    dependent = lat["input_dependent_layers"]
+    lines = [
+        "",
+        "## Latency over inputs",
+        "",
+        f"The library run whole on {len(lat['inputs'])} inputs ({names}); {lat['metric']}.",
+        "",
+        f"- one inference: min **{_n(model['min'])}**, max **{_n(model['max'])}** "
+        f"({_n(model['max'] - model['min'])} apart)",
+    ]
+    if model["bound"] > model["max"]:
+        lines.append(
+            f"- with each layer's slowest crafted input (layer run alone): up to "
+            f"{_n(model['bound'])} (an estimate: the sum, not a whole-model run)"
+        )
+    if dependent:
+        named = ", ".join(f"{d['index']} ({d['op']})" for d in dependent)
+        lines.append(f"- layers whose time depends on their input: {named}")
+    else:
+        lines.append("- no layer's time depends on its input on these inputs")
+    lines += [
+        "",
+        "| # | op | min | max | input-dependent | alone, crafted inputs: min - max |",
+        "|---:|---|---:|---:|---|---:|",
+    ]
+    for x in lat["layers"]:
+        alone = f"{_n(x['alone_min'])} - {_n(x['alone_max'])}" if x["alone"] else ""
+        lines.append(
+            f"| {x['index']} | {x['op']} | {_n(x['min'])} | {_n(x['max'])} | "
+            f"{'yes' if x['input_dependent'] else 'no'} | {alone} |"
+        )
+    crafted = sorted({name for x in lat["layers"] for name in x["alone"]})
+    if crafted:
+        lines += [
+            "",
+            "Crafted inputs (each layer cut out and run alone): " + "; ".join(crafted) + ".",
+        ]
+    return lines
 
 
 def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list[str]:

@@ -82,6 +82,12 @@ def test_tune_example_then_hit_the_cache(example: Path, tmp_path: Path, target: 
     assert dep["bit_exact"] and dep["verified_calls"] >= 3
     assert dep["cycles"] > 0 and dep["milliseconds"] > 0 and dep["flash"]["weights"] > 0
     assert (tmp_path / f"out-{target}" / "model" / "autotune_model.h").is_file()
+    # Latency over inputs: the softmax's exponentials depend on its input.
+    lat = dep["latency"]
+    assert lat["inputs"] == ["random", "all min", "all max"]
+    assert lat["model"]["min"] <= lat["model"]["max"] <= lat["model"]["bound"]
+    assert "SOFTMAX" in {d["op"] for d in lat["input_dependent_layers"]}
+    assert "## Latency over inputs" in (tmp_path / f"out-{target}" / "report.md").read_text()
 
     second, again = tune(example, target, tmp_path)
     assert second.returncode == 0, second.stderr
