@@ -50,6 +50,7 @@ RUNNER_NAME = "gdb"
 BOARD_LABEL = "cycles (board, DWT)"
 REMOTE_ENV = "AUTOTUNE_REMOTE"
 TIMEOUT_ENV = "AUTOTUNE_GDB_TIMEOUT"
+INIT_ENV = "AUTOTUNE_GDB_INIT"
 FAULT_SYMBOL = "autotune_fault"
 VECTORS_SYMBOL = "__autotune_vectors"
 
@@ -142,6 +143,25 @@ def parse_remote(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
+def init_writes(text: str | None = None) -> list[tuple[int, int]]:
+    """``ADDR=VALUE,...`` (32-bit register writes made before every run), from
+    ``AUTOTUNE_GDB_INIT`` by default: e.g. the flash wait states and caches of the
+    clock the figures are meant for (docs/boards.md)."""
+    raw = os.environ.get(INIT_ENV, "") if text is None else text
+    out = []
+    for item in raw.replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        address, _, value = item.partition("=")
+        try:
+            out.append((int(address, 0), int(value, 0)))
+        except ValueError:
+            raise RunnerUnavailableError(
+                f"{INIT_ENV}: {item.strip()!r} is not ADDRESS=VALUE (e.g. 0x40022000=0x705)"
+            ) from None
+    return out
+
+
 def time_limit(budget: int) -> float:
     """Seconds allowed for a run of at most ``budget`` instructions.
 
@@ -229,6 +249,8 @@ class GdbRunner(Runner):
         regs = _Registers(gdb)
         if regs.read("xpsr") & 0x1FF:  # still in a handler: start from a clean core
             _reset(gdb, regs)
+        for address, value in init_writes():  # after any reset, before every run
+            gdb.write_u32(address, value)
         entry = image.symbol(harness.ENTRY_SYMBOL).value
         stop_at = image.symbol(harness.STOP_SYMBOL).value & ~1
         fault_at = image.symbols.get(FAULT_SYMBOL)

@@ -27,6 +27,7 @@ from autotune.platform.gdb_runner import (
     GdbRunner,
     _flash_region,
     decode_fault,
+    init_writes,
     parse_remote,
 )
 from autotune.platform.gdbremote import (
@@ -110,6 +111,14 @@ def test_code_linked_at_zero_is_programmed_into_aliased_flash() -> None:
         _flash_region(stm32, 0x081FFF00, 0x200)
 
 
+def test_init_writes_are_parsed_and_bad_ones_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert init_writes("0x40022000=0x705, 0xE000ED88=15") == [(0x40022000, 0x705), (0xE000ED88, 15)]
+    monkeypatch.setenv("AUTOTUNE_GDB_INIT", "0x40022000=0x705")
+    assert init_writes() == [(0x40022000, 0x705)]
+    with pytest.raises(RunnerUnavailableError, match="not ADDRESS=VALUE"):
+        init_writes("0x40022000")
+
+
 def test_fault_status_is_decoded() -> None:
     text = decode_fault(0x00008200, 0x40000000, 0, 0x1234)
     assert "FORCED" in text and "PRECISERR" in text and "BFAR 0x00001234" in text
@@ -161,10 +170,20 @@ def m4() -> object:
 
 @pytest.mark.toolchain
 def test_kernel_outputs_equal_the_emulator_and_no_cycles_are_invented(
-    remote: str, m4, tmp_path: Path
+    remote: str, m4, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     elf = build_kernel(m4, "dot", DOT_C, tmp_path)
     runner = GdbRunner(remote)
+    # Init writes land before the run: a scratch word past the image reads back.
+    monkeypatch.setenv("AUTOTUNE_GDB_INIT", "0x203F0000=0x12345678")
+    runner.run(elf, m4, dot_inputs(0)[0], {"dot_out": 4})
+    from autotune.platform.gdbremote import GdbRemote
+
+    host, port = remote.split(":")
+    with GdbRemote(host, int(port)) as gdb:
+        gdb.handshake()
+        assert gdb.read_u32(0x203F0000) == 0x12345678
+    monkeypatch.delenv("AUTOTUNE_GDB_INIT")
     for seed in (1, 2):
         inputs, _ = dot_inputs(seed)
         want = run_elf(elf, m4, inputs, {"dot_out": 4})
