@@ -2,8 +2,9 @@
 
 The baseline (the plain reference-style loop) is enqueued first, so a result is
 never worse than it; each template's suggested points follow; then TPE explores.
-Every measured trial goes to the results DB at once. Trials already in the DB
-seed the study and are not measured again, so an interrupted search resumes.
+Every measured trial goes to the results DB at once. A study replays the points
+already in the DB from their stored results instead of measuring them again, so an
+interrupted search resumes and makes the same choice as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -156,21 +157,12 @@ class WorkloadSearch:
         if measured_before >= budget:
             return self._outcome(known, 0, cached=True)
 
+        # The study always starts from the seed alone and replays the points already in the
+        # DB from their stored results instead of measuring them, so the sequence of points
+        # (and the choice) is a function of the seed, never of where earlier runs stopped.
         study = optuna.create_study(
             direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed)
         )
-        seed_cap = flash_cap(known, self.flash_limit)
-        for (name, params), t in known.items():
-            value = eligible_value(t, seed_cap)
-            point = json.loads(params)
-            if t.status == "ok" and value is not None and self.spaces[name].check(point) is None:
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        params=self._flat(name, point),
-                        distributions=self._distributions(name),
-                        value=value,
-                    )
-                )
         base_name, base = self.baseline_point()
         study.enqueue_trial(self._flat(base_name, base), skip_if_exists=True)
         for name, template in self.templates.items():
@@ -180,6 +172,13 @@ class WorkloadSearch:
                 study.enqueue_trial(self._flat(name, point), skip_if_exists=True)
 
         state = {"measured": 0, "best": _best_value(known)}
+        evaluated: set[tuple[str, str]] = set()
+
+        def count(name: str, params: str, trial: optuna.Trial) -> None:
+            """This study's distinct points (replayed or measured) are its budget."""
+            evaluated.add((name, params))
+            if len(evaluated) >= budget:
+                trial.study.stop()
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def objective(trial: optuna.Trial) -> float:
@@ -194,6 +193,7 @@ class WorkloadSearch:
                 raise optuna.TrialPruned(reason)
             hit = known.get((name, canonical_params(point)))
             if hit is not None:
+                count(name, hit.params, trial)
                 value = eligible_value(hit, flash_cap(known, self.flash_limit))
                 if value is None:
                     raise optuna.TrialPruned(hit.reason or "over the flash limit")
@@ -222,10 +222,9 @@ class WorkloadSearch:
             value = eligible_value(trial_row, flash_cap(known, self.flash_limit))
             if value is not None and (state["best"] is None or value < state["best"]):
                 state["best"] = value
+            count(name, trial_row.params, trial)
             if progress:
-                progress(measured_before + state["measured"], budget, state["best"])
-            if measured_before + state["measured"] >= budget:
-                trial.study.stop()
+                progress(len(evaluated), budget, state["best"])
             if value is None:
                 raise optuna.TrialPruned(m.reason or "over the flash limit")
             return value
@@ -250,15 +249,6 @@ class WorkloadSearch:
     def _flat(self, name: str, point: Point) -> dict[str, Any]:
         return {"template": name, **{f"{name}:{k}": v for k, v in point.items()}}
 
-    def _distributions(self, name: str) -> dict[str, optuna.distributions.BaseDistribution]:
-        dists: dict[str, optuna.distributions.BaseDistribution] = {
-            "template": optuna.distributions.CategoricalDistribution(list(self.templates))
-        }
-        for p in self.spaces[name].params:
-            dists[f"{name}:{p.name}"] = optuna.distributions.CategoricalDistribution(
-                list(p.choices)
-            )
-        return dists
 
 
 def _best_value(known: dict[tuple[str, str], Trial]) -> float | None:
