@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import traceback
@@ -17,8 +18,20 @@ class DefaultToTune(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
+            self._no_such_command(args[0])
             args = ["tune", *args]
         return super().parse_args(ctx, args)
+
+    def _no_such_command(self, word: str) -> None:
+        """`autotune inspct M` names the unknown command instead of tuning a file 'inspct'."""
+        if os.path.exists(word) or "." in os.path.basename(word) or os.sep in word:
+            return  # a model path (present or not: tune says "no such file")
+        close = difflib.get_close_matches(word, list(self.commands), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise AutotuneError(
+            f"unknown command '{word}'{hint} (commands: {', '.join(sorted(self.commands))}; "
+            "to tune a model, give its .tflite path)"
+        )
 
 
 @click.group(cls=DefaultToTune, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from autotune.cli.paths import writable_file
 from autotune.errors import InputError
 from autotune.model.tflite_import import load_model
 from autotune.reference.executor import Interpreter
@@ -16,10 +17,27 @@ def _load_npy(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
+    with p.open("rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise InputError(f"{p}: not a numpy .npy file (no .npy header; save it with numpy.save)")
     try:
         return np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{p}: not a numpy .npy array ({exc})") from None
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputError(f"{p}: holds Python objects (pickled), not a plain array") from None
+        raise InputError(f"{p}: not a readable .npy array ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{p}: not a readable .npy array ({exc})") from None
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write exactly `path` (numpy.save would append .npy to a name without it)."""
+    try:
+        with path.open("wb") as f:
+            np.save(f, array)
+    except OSError as exc:
+        raise InputError(f"--output {path}: cannot write ({exc.strerror})") from None
 
 
 @click.command("reference")
@@ -51,8 +69,9 @@ def command(model: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> No
         raise InputError(
             f"{model}: the model has {len(graph.outputs)} outputs, {len(outputs)} --output given"
         )
+    targets = [writable_file(Path(p), "--output") for p in outputs]
     arrays = [_load_npy(p) for p in inputs]
     results = Interpreter(graph).invoke(arrays)
-    for path, array in zip(outputs, results, strict=True):
-        np.save(path, array)
+    for path, array in zip(targets, results, strict=True):
+        _save_npy(path, array)
         click.echo(f"wrote {path}: {'x'.join(map(str, array.shape))} {array.dtype}", err=True)

@@ -1,7 +1,8 @@
 """`autotune targets`: every target the loaded plugins offer, and how each is measured.
 
 The table is for people; ``--json`` is for scripts and has a stable shape documented in
-docs/cli.md (``schema`` is bumped on any incompatible change).
+docs/cli.md (``schema_version`` is bumped on any incompatible change, as in every JSON
+autotune writes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.table import Table
 from autotune.platform import plugins
 from autotune.platform.target import Target
 
-JSON_SCHEMA = "autotune.targets/1"
+SCHEMA_VERSION = 1
 
 # Display order of the built-in families; targets of other families follow.
 _FAMILY_ORDER = ("cortex-m", "cortex-a", "riscv", "arc")
@@ -107,7 +108,7 @@ def command(names: tuple[str, ...], as_json: bool) -> None:
         chosen = _ordered(list(plugins.get_targets().values()))
     rows = [describe_target(t) for t in chosen]
     if as_json:
-        click.echo(json.dumps({"schema": JSON_SCHEMA, "targets": rows}, indent=2))
+        click.echo(json.dumps({"schema_version": SCHEMA_VERSION, "targets": rows}, indent=2))
         return
     console = Console(soft_wrap=False)
     console.print(_table(rows))

@@ -11,10 +11,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from autotune.cli.paths import persistent_db, writable_dir
 from autotune.emit.deploy import deploy
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice
+from autotune.errors import describe_unsupported
 from autotune.platform.gdb_runner import REMOTE_ENV
+from autotune.reference.executor import unsupported_layers
 from autotune.tune.db import ResultsDB, default_db_url
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
 from autotune.tune.report import write_outputs
@@ -92,14 +95,14 @@ class ProgressEvents(Events):
     "out_dir",
     default="autotune_out",
     show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked (and created) before any work, one line
     help="Output folder.",
 )
 @click.option(
     "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write report.json here.",
+    "as_json",
+    is_flag=True,
+    help="Print report.json on stdout (shape in docs/cli.md); progress stays on stderr.",
 )
 @click.option("--retune", is_flag=True, help="Ignore (and replace) cached results.")
 @click.option(
@@ -138,7 +141,7 @@ def command(
     timeout: float | None,
     db_url: str | None,
     out_dir: Path,
-    json_path: Path | None,
+    as_json: bool,
     retune: bool,
     seed: int,
     clock_mhz: float | None,
@@ -150,6 +153,8 @@ def command(
     """Tune MODEL's layers for a target; write kernels/, report.md and report.json to --out."""
     if remote:
         os.environ[REMOTE_ENV] = remote  # read by the runner, also in worker processes
+    writable_dir(out_dir, "--out")  # before any work: a run must not fail at its end
+    db_url = persistent_db(db_url)
     options = TuneOptions(target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner)
     console = Console(stderr=True)
     with Progress(
@@ -163,7 +168,7 @@ def command(
         run = tune_model(model, options, ProgressEvents(progress))
     unsupported = [layer for layer in run.layers if layer.status == "unsupported"]
     deployment = None
-    report = write_outputs(run, out_dir, json_path)  # the tuning results stand on their own
+    report = write_outputs(run, out_dir)  # the tuning results stand on their own
     if not unsupported and not no_library:
         choices = {
             layer.index: Choice(layer.best.template, json.loads(layer.best.params))
@@ -184,7 +189,7 @@ def command(
                 )
             if latency is not None:
                 deployment["latency"] = latency
-        report = write_outputs(run, out_dir, json_path, deployment)
+        report = write_outputs(run, out_dir, None, deployment)
     t = report["totals"]
     console.print(
         f"{Path(model).name} on {run.target.name}: {t['tuned_layers']} layers tuned, "
@@ -231,7 +236,9 @@ def command(
     console.print(
         f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {out_dir / 'kernels'}/"
     )
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
     if unsupported:
-        names = "; ".join(layer.note for layer in unsupported)
+        names = describe_unsupported(unsupported_layers(run.graph))
         click.echo(f"autotune: error: {model}: {names}", err=True)
         sys.exit(3)

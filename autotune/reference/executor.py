@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from autotune.errors import InputError, ModelError, UnsupportedOpError
-from autotune.model.graph import Graph, Tensor
+from autotune.model.graph import Graph, Layer, Tensor
 from autotune.reference import ops as _ops  # noqa: F401  (registers the kernels)
 from autotune.reference.registry import REGISTRY, OpContext
 
@@ -19,17 +19,32 @@ def initial_state(graph: Graph) -> dict[int, np.ndarray]:
     return state
 
 
-def check_supported(graph: Graph) -> None:
-    """Raise UnsupportedOpError for the first layer the reference cannot execute."""
+def unsupported_reason(graph: Graph, layer: Layer, state: dict[int, np.ndarray]) -> str | None:
+    """None when the reference can run this layer, else why not ("" for an unknown op)."""
+    spec = REGISTRY.get(layer.op)
+    if spec is None:
+        return ""
+    if spec.check is not None:
+        return spec.check(OpContext(graph, layer, state)) or None
+    return None
+
+
+def unsupported_layers(graph: Graph) -> list[tuple[str, int, str]]:
+    """(op, index, reason) of every layer the reference cannot execute."""
     state = initial_state(graph)
+    found = []
     for layer in graph.layers:
-        spec = REGISTRY.get(layer.op)
-        if spec is None:
-            raise UnsupportedOpError(graph.path, layer.op, layer.index)
-        if spec.check is not None:
-            reason = spec.check(OpContext(graph, layer, state))
-            if reason:
-                raise UnsupportedOpError(graph.path, layer.op, layer.index, reason)
+        reason = unsupported_reason(graph, layer, state)
+        if reason is not None:
+            found.append((layer.op, layer.index, reason))
+    return found
+
+
+def check_supported(graph: Graph) -> None:
+    """Raise UnsupportedOpError naming every layer the reference cannot execute, by op."""
+    found = unsupported_layers(graph)
+    if found:
+        raise UnsupportedOpError.grouped(graph.path, found)
 
 
 def check_input(tensor: Tensor, array: np.ndarray, position: int, path: str = "") -> np.ndarray:

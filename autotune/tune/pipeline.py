@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune.errors import AutotuneError
+from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
 from autotune.model.stats import layer_macs
 from autotune.model.tflite_import import load_model
 from autotune.platform import plugins, toolchain
 from autotune.platform.target import Target
-from autotune.reference.registry import REGISTRY, OpContext
+from autotune.reference.executor import unsupported_reason
 from autotune.tune.db import ResultsDB, Trial
 from autotune.tune.search import (
     Outcome,
@@ -117,13 +117,9 @@ def study_context(target: Target) -> StudyContext:
 
 def _classify(graph: Graph, index: int) -> tuple[str, str]:
     layer = graph.layers[index]
-    spec = REGISTRY.get(layer.op)
-    if spec is None:
-        return "unsupported", f"op {index} ({layer.op}) is not supported"
-    if spec.check is not None:
-        reason = spec.check(OpContext(graph, layer))
-        if reason:
-            return "unsupported", f"op {index} ({layer.op}): {reason}"
+    reason = unsupported_reason(graph, layer, {})
+    if reason is not None:
+        return "unsupported", describe_unsupported([(layer.op, index, reason)])
     if layer.op not in TUNABLE_OPS:
         return "not-tuned", "runs TFLM's reference semantics; no tuned template"
     return "tunable", ""
@@ -234,7 +230,9 @@ def _run_searches(
     with mp.Manager() as manager:
         queue = manager.Queue()
         workers = min(options.jobs, os.cpu_count() or 1, len(specs))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp)
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp, initializer=_detach_from_terminal
+        )
         try:
             futures = {
                 pool.submit(_search_worker, spec, target.name, checks[key], options, queue): key
@@ -250,11 +248,21 @@ def _run_searches(
                     events.workload_done(key, outcomes[key])
             _drain(queue, events)
         except BaseException:
-            # Ctrl-C or a failed worker: what was measured is in the DB already.
+            # Ctrl-C or a failed worker: what was measured is in the DB already. The workers
+            # never see the terminal's Ctrl-C (so they print no tracebacks and their
+            # compilers are not killed mid-variant, which would record a false failure);
+            # stop them here.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
     return outcomes
+
+
+def _detach_from_terminal() -> None:
+    """Worker start-up: a session of its own, so Ctrl-C reaches only the main process."""
+    os.setsid()
 
 
 def _drain(queue: Any, events: Events) -> None:
