@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from autotune.model.graph import Graph, Layer
 
@@ -41,6 +42,7 @@ class LayerCode:
     # The output is the input's bytes under another shape (RESHAPE): no call at all.
     alias: bool = False
     description: str = ""
+    headers: list[Path] = field(default_factory=list)  # headers to ship beside the source
 
 
 def layer_io(graph: Graph, layer: Layer) -> tuple[list[int], list[int], list[int]]:

@@ -86,6 +86,7 @@ def layer_code(graph: Graph, layer: Layer, target: Target, choice: Choice | None
                 state=state,
                 scratch_bytes=rendered.scratch_bytes,
                 description=f"{template.name} {params}",
+                headers=template.headers(),
             )
     emitter = EMITTERS.get(layer.op)
     if emitter is None:
@@ -167,7 +168,9 @@ def emit_library(
         path = model_dir / f"layer{layer.index:02d}_{layer.op.lower()}.c"
         path.write_text(code.source)
         sources.append(path)
-    for helper in sorted(INCLUDE_DIR.glob("*.h")):  # at_nn.h, at_fixedpoint.h
+    helpers = sorted(INCLUDE_DIR.glob("*.h"))  # at_nn.h, at_fixedpoint.h
+    helpers += sorted({h for code in codes for h in code.headers})  # a plugin template's own
+    for helper in helpers:
         shutil.copy(helper, model_dir / helper.name)
 
     # State tensors: one static buffer each, reset to TFLM's values.

@@ -1,5 +1,7 @@
 """Kernel templates: a Jinja2 C file plus its declared space, applicability and layout.
 
+This is the contract plugins register through ``register_kernels``.
+
 A template renders one layer (a KernelSpec, with its weights) at one point of its
 space into a C function `void fn(inputs..., int8_t *output, void *scratch)`.
 Shapes, strides and offsets are constants in the rendered code.
@@ -11,34 +13,21 @@ import hashlib
 import inspect
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import jinja2
 import numpy as np
 
 from autotune import __version__
+from autotune.codegen import INCLUDE_DIR as INCLUDE_DIR
+from autotune.codegen import KERNELS_DIR, environment
+from autotune.codegen import c_array as c_array
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
-
-KERNELS_DIR = Path(str(resources.files("autotune.kernels")))
-INCLUDE_DIR = KERNELS_DIR / "include"
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(KERNELS_DIR)),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 @dataclass(frozen=True)
@@ -52,18 +41,6 @@ class Rendered:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def c_array(ctype: str, name: str, values: Iterable[int], per_line: int = 16) -> str:
-    """A static const C array, wrapped for reading."""
-    vals = [int(v) for v in values]
-    if not vals:
-        vals = [0]  # C has no empty arrays; nothing reads this element
-    lines = []
-    for i in range(0, len(vals), per_line):
-        lines.append("    " + ", ".join(str(v) for v in vals[i : i + per_line]) + ",")
-    align = " __attribute__((aligned(4)))"
-    return f"static const {ctype} {name}[{len(vals)}]{align} = {{\n" + "\n".join(lines) + "\n};"
-
-
 def pack_int16_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """uint32 words holding lo in bits 0-15 and hi in bits 16-31 (SMLAD operands)."""
     lo16 = lo.astype(np.int64) & 0xFFFF
@@ -72,12 +49,37 @@ def pack_int16_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 class KernelTemplate(ABC):
-    """One family of kernels for one op. Subclasses declare files, space and context."""
+    """One family of kernels for one op. Subclasses declare files, space and context.
+
+    The Jinja files are looked up in ``directory``: by default the folder of the module
+    that defines the class, i.e. the package of the plugin that registers it, then in
+    autotune's ``kernels/`` for the shared pieces. Headers in that folder's
+    ``include/`` are on the include path of every build and ship with the library.
+    """
 
     name: ClassVar[str]
     op: ClassVar[str]
     main_file: ClassVar[str]
     files: ClassVar[tuple[str, ...]] = ()  # every Jinja/C file the template reads
+    directory: ClassVar[Path | None] = None  # where its Jinja files are (default: its module's)
+
+    @classmethod
+    def template_dir(cls) -> Path:
+        """The folder holding this template's Jinja files."""
+        if cls.directory is not None:
+            return Path(cls.directory)
+        return Path(inspect.getfile(sys.modules[cls.__module__])).resolve().parent
+
+    @classmethod
+    def include_dirs(cls) -> list[Path]:
+        """Header folders its code needs: its own ``include/`` (if any), then autotune's."""
+        own = cls.template_dir() / "include"
+        return [own, INCLUDE_DIR] if own.is_dir() and own != INCLUDE_DIR else [INCLUDE_DIR]
+
+    @classmethod
+    def headers(cls) -> list[Path]:
+        """Headers of its own that a library using it must ship (besides autotune's)."""
+        return [p for d in cls.include_dirs() if d != INCLUDE_DIR for p in sorted(d.glob("*.h"))]
 
     @abstractmethod
     def applies(self, spec: KernelSpec, target: Target) -> bool:
@@ -113,7 +115,7 @@ class KernelTemplate(ABC):
             "p": params,
         }
         ctx.update(self.context(spec, target, params))
-        source = _environment().get_template(self.main_file).render(**ctx)
+        source = environment(self.template_dir()).get_template(self.main_file).render(**ctx)
         return Rendered(
             template=self.name,
             function=function,
@@ -131,9 +133,11 @@ class KernelTemplate(ABC):
 def _content_hash(cls: type) -> str:
     """Everything that shapes the generated code: the C/Jinja files and the Python class."""
     h = hashlib.sha256()
+    own = cls.template_dir()
     for name in sorted({cls.main_file, *cls.files, "include/at_nn.h", "header.j2"}):
+        path = own / name if (own / name).is_file() else KERNELS_DIR / name
         h.update(name.encode())
-        h.update((KERNELS_DIR / name).read_bytes())
+        h.update(path.read_bytes())
     module = sys.modules[cls.__module__]
     h.update(inspect.getsource(module).encode())
     return h.hexdigest()

@@ -25,7 +25,7 @@ from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
 from autotune.tune.space import Point
 from autotune.tune.spec import KernelSpec
-from autotune.tune.template import INCLUDE_DIR, KernelTemplate, Rendered
+from autotune.tune.template import KernelTemplate, Rendered
 
 FUNCTION = "at_layer"
 INSTRUCTION_BUDGET = 200_000_000
@@ -156,7 +156,7 @@ class Evaluator:
                 [kernel_c, main_c],
                 build,
                 opt=opt,
-                include_dirs=[INCLUDE_DIR, harness_dir()],
+                include_dirs=[*template.include_dirs(), harness_dir()],
             )
         except toolchain.CompileError as exc:
             return Measurement("compile", exc.first_error)

@@ -99,7 +99,7 @@ def test_editing_a_template_changes_its_hash(
 
     copy = tmp_path / "kernels"
     shutil.copytree(template_module.KERNELS_DIR, copy)
-    monkeypatch.setattr(template_module, "KERNELS_DIR", copy)
+    monkeypatch.setattr(Conv2DGeneral, "directory", copy)
     template_module._content_hash.cache_clear()
     before = Conv2DGeneral().content_hash()
     main = copy / Conv2DGeneral.main_file

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from autotune import __version__
+from autotune.codegen import c_array, environment
 from autotune.emit.layer_code import LayerCode, c_type, layer_io, op_emitter
 from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer, Tensor
@@ -30,7 +31,6 @@ from autotune.reference.ops.activations import (
     softmax_uniform_value,
 )
 from autotune.reference.registry import Check, OpContext
-from autotune.tune.template import _environment, c_array
 
 # Rows whose exps can sum past int32 in Q12.19 (2^31 / 2^19 = 4096 values at the
 # maximum) wrap in TFLM's int32 adds and leave the reciprocal undefined.
@@ -51,7 +51,7 @@ def render_op(template: str, graph: Graph, layer: Layer, lines: list[str], **ctx
     header += [f"Output {i}: {describe(graph.tensors[t])}" for i, t in enumerate(outputs)]
     header += [f"State {i}: {describe(graph.tensors[t])}" for i, t in enumerate(state)]
     header += lines
-    return _environment().get_template(template).render(version=__version__, header=header, **ctx)
+    return environment().get_template(template).render(version=__version__, header=header, **ctx)
 
 
 def checked(graph: Graph, layer: Layer, check: Check) -> OpContext:

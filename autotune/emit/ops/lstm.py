@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotune.codegen import c_array
 from autotune.emit.layer_code import LayerCode, layer_io, op_emitter
 from autotune.emit.ops.activations import check_int16_scaling, checked, render_op
 from autotune.model.graph import Graph, Layer
@@ -36,7 +37,6 @@ from autotune.reference.ops.lstm import (
     check_lstm,
     prepare_lstm,
 )
-from autotune.tune.template import c_array
 
 
 def effective_bias(

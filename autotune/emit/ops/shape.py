@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from autotune import __version__
+from autotune.codegen import environment
 from autotune.emit.layer_code import LayerCode, c_type, layer_io, op_emitter
 from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.reference import ops as _reference_ops  # noqa: F401  (registers the checks)
 from autotune.reference.ops.shape import _axis, _slice_plan, pad_value
 from autotune.reference.registry import REGISTRY, OpContext
-from autotune.tune.template import _environment
 
 # Contiguous runs shorter than this are copied element by element: a call costs more.
 MEMCPY_MIN_BYTES = 16
@@ -77,7 +77,7 @@ def header_lines(graph: Graph, layer: Layer, note: str = "") -> list[str]:
 def render(template: str, graph: Graph, layer: Layer, note: str = "", **context: Any) -> str:
     """Render kernels/ops/TEMPLATE with the common header."""
     return (
-        _environment()
+        environment()
         .get_template(f"ops/{template}")
         .render(version=__version__, header=header_lines(graph, layer, note), **context)
     )
