@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from autotune.errors import AutotuneError
-from autotune.platform.cycles import INSTRUCTIONS_LABEL, cycles_label
+from autotune.platform.cycles.base import INSTRUCTIONS_LABEL, cycles_label
 
 if TYPE_CHECKING:
     from autotune.platform.target import Target

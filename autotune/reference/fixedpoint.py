@@ -152,14 +152,3 @@ def count_leading_zeros_u32(x: np.ndarray) -> np.ndarray:
     u = _i64(x) & 0xFFFFFFFF
     _, exponent = np.frexp(u.astype(np.float64))  # exact: u < 2^53
     return np.where(u == 0, 32, 32 - exponent).astype(np.int64)
-
-
-def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
-    """GetReciprocal: 1/x for positive x in Q(x_integer_digits) as (Q0.31 raw, num_bits_over_unit)."""
-    from autotune.reference import gemmlowp  # gemmlowp builds on this module
-
-    headroom_plus_one = count_leading_zeros_u32(x)
-    num_bits_over_unit = x_integer_digits - headroom_plus_one
-    shifted = ((_i64(x) << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
-    shifted_sum_minus_one = wrap_int32(shifted)
-    return gemmlowp.one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit

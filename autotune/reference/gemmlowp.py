@@ -18,8 +18,10 @@ import numpy as np
 from autotune.reference.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
+    count_leading_zeros_u32,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
+    wrap_int32,
 )
 
 Raw = np.ndarray  # int64 array of int32 raw fixed-point values
@@ -155,3 +157,12 @@ def tanh(a: Raw, integer_bits: int) -> Raw:
     t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
     result = np.where(negative, -t, t)
     return np.where(a == 0, 0, result)
+
+
+def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """GetReciprocal: 1/x for positive x in Q(x_integer_digits) as (Q0.31 raw, num_bits_over_unit)."""
+    headroom_plus_one = count_leading_zeros_u32(x)
+    num_bits_over_unit = x_integer_digits - headroom_plus_one
+    shifted = ((np.asarray(x, np.int64) << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+    shifted_sum_minus_one = wrap_int32(shifted)
+    return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit

@@ -119,8 +119,8 @@ def _conv(ctx: OpContext, depthwise: bool) -> KernelSpec:
     x, w, bias, y = ctx.input(0), ctx.input(1), ctx.input(2), ctx.output(0)
     assert x is not None and w is not None and w.data is not None and w.quant is not None
     out_c = y.shape[3]
-    geo = conv._geometry(ctx, np.zeros(x.shape, np.int8), (w.shape[1], w.shape[2]), y)
-    mult, shift, lo, hi = conv._requant_params(ctx, out_c)
+    geo = conv.conv_geometry(ctx, np.zeros(x.shape, np.int8), (w.shape[1], w.shape[2]), y)
+    mult, shift, lo, hi = conv.requant_params(ctx, out_c)
     dims = {
         "batches": x.shape[0],
         "in_h": x.shape[1],
@@ -264,13 +264,13 @@ def _lstm(ctx: OpContext) -> KernelSpec | None:
     """The integer LSTM as TFLM's Prepare sees it; None for variants the templates leave
     to the op emitter (weight zero points, a cell scale whose tanh rescaling overflows
     int32, accumulators that could leave int32)."""
-    from autotune.emit.ops.lstm import effective_bias
     from autotune.reference.ops.activations import int16_input_scaling
     from autotune.reference.ops.lstm import (
         BIASES,
         INPUT_WEIGHTS,
         RECURRENT_WEIGHTS,
         cell_tanh_params,
+        effective_bias,
         prepare_lstm,
     )
 

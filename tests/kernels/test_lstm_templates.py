@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotune.emit.ops.lstm import effective_bias
 from autotune.kernels.lstm import TEMPLATES, LstmTemplate, lay_out, row_blocks
 from autotune.model.graph import Graph, Quantization
 from autotune.model.tflite_import import parse_model
@@ -25,7 +24,7 @@ from autotune.platform import plugins
 from autotune.reference.executor import Interpreter
 from autotune.reference.fixedpoint import multiply_by_quantized_multiplier
 from autotune.reference.ops.activations import int16_input_scaling, sigmoid_int16, tanh_int16
-from autotune.reference.ops.lstm import cell_tanh_params
+from autotune.reference.ops.lstm import cell_tanh_params, effective_bias
 from autotune.tune.space import Point
 from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import INCLUDE_DIR, Rendered

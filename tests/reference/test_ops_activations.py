@@ -10,7 +10,7 @@ from autotune.model.tflite_import import parse_model
 from autotune.model.tflite_writer import ModelBuilder
 from autotune.reference import gemmlowp
 from autotune.reference.executor import Interpreter
-from autotune.reference.fixedpoint import get_reciprocal
+from autotune.reference.gemmlowp import get_reciprocal
 from tests.conftest import assert_matches_oracle, extreme_inputs, seeded_inputs
 
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)

@@ -23,7 +23,6 @@ from autotune.codegen import c_array
 from autotune.emit.layer_code import LayerCode, layer_io, op_emitter
 from autotune.emit.ops.activations import check_int16_scaling, checked, render_op
 from autotune.model.graph import Graph, Layer
-from autotune.reference.fixedpoint import wrap_int32
 from autotune.reference.ops.activations import int16_input_scaling
 from autotune.reference.ops.lstm import (
     BIASES,
@@ -35,24 +34,9 @@ from autotune.reference.ops.lstm import (
     LstmParams,
     cell_tanh_params,
     check_lstm,
+    effective_bias,
     prepare_lstm,
 )
-
-
-def effective_bias(
-    weights: np.ndarray, bias: np.ndarray | None, input_zp: int, weight_zp: int
-) -> np.ndarray:
-    """The constant part of sum_k (x_k - input_zp)(w_jk - weight_zp) + bias_j, wrapped to int32.
-
-    What is left at run time is sum_k x_k w_jk - weight_zp * sum_k x_k; the C adds
-    the pieces with int32 wrap-around, so the total wraps exactly as the reference's.
-    """
-    w = weights.astype(np.int64)
-    depth = w.shape[1]
-    const = -input_zp * w.sum(axis=1) + depth * input_zp * weight_zp
-    if bias is not None:
-        const = const + bias.astype(np.int64)
-    return wrap_int32(const)
 
 
 def _gate_constants(p: LstmParams, gate: int, recurrent: bool) -> dict[str, int]:

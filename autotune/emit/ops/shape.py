@@ -30,7 +30,7 @@ from autotune.emit.layer_code import LayerCode, c_type, layer_io, op_emitter
 from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.reference import ops as _reference_ops  # noqa: F401  (registers the checks)
-from autotune.reference.ops.shape import _axis, _slice_plan, pad_value
+from autotune.reference.ops.shape import normalize_axis, pad_value, slice_plan
 from autotune.reference.registry import REGISTRY, OpContext
 
 # Contiguous runs shorter than this are copied element by element: a call costs more.
@@ -348,7 +348,7 @@ def transpose(graph: Graph, layer: Layer, function: str) -> LayerCode:
     _same_type(graph, layer, [x], dtype)
     perm_t = ctx.input(1)
     assert perm_t is not None and perm_t.data is not None
-    perm = [_axis(int(p), len(x.shape)) for p in perm_t.data.reshape(-1)]
+    perm = [normalize_axis(int(p), len(x.shape)) for p in perm_t.data.reshape(-1)]
     ops = operands(graph, layer, bake=False)
     src, dst = row_strides(x.shape), row_strides(y.shape)
     dims = [(int(y.shape[k]), dst[k], src[perm[k]]) for k in range(len(perm))]
@@ -373,7 +373,7 @@ def strided_slice(graph: Graph, layer: Layer, function: str) -> LayerCode:
         t = ctx.input(i)
         assert t is not None and t.data is not None
         index_arrays.append(t.data)
-    bounds = _slice_plan(ctx, x.shape, index_arrays)
+    bounds = slice_plan(ctx, x.shape, index_arrays)
     counts = [len(range(start, stop, stride)) for start, stop, stride in bounds]
     if math.prod(counts) != y.size:
         raise UnsupportedOpError(
@@ -401,7 +401,7 @@ def concatenation(graph: Graph, layer: Layer, function: str) -> LayerCode:
     ctx = checked_context(graph, layer)
     y = ctx.output(0)
     dtype = _data_type(graph, layer)
-    axis = _axis(int(ctx.options.get("axis", 0)), len(y.shape))
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(y.shape))
     ops = operands(graph, layer)
     dst = row_strides(y.shape)
     moves, offset = [], 0
@@ -428,7 +428,7 @@ def _split(graph: Graph, layer: Layer, function: str, data: int, axis_input: int
     assert x is not None and axis_t is not None and axis_t.data is not None
     dtype = _data_type(graph, layer)
     _same_type(graph, layer, [x], dtype)
-    axis = _axis(int(axis_t.data.reshape(-1)[0]), len(x.shape))
+    axis = normalize_axis(int(axis_t.data.reshape(-1)[0]), len(x.shape))
     ops = operands(graph, layer, bake=False)
     src = row_strides(x.shape)
     moves, offset = [], 0
@@ -465,7 +465,7 @@ def unpack(graph: Graph, layer: Layer, function: str) -> LayerCode:
     assert x is not None
     dtype = _data_type(graph, layer)
     _same_type(graph, layer, [x], dtype)
-    axis = _axis(int(ctx.options.get("axis", 0)), len(x.shape))
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(x.shape))
     ops = operands(graph, layer, bake=False)
     src = row_strides(x.shape)
     kept = [k for k in range(len(x.shape)) if k != axis]
@@ -490,7 +490,7 @@ def reverse_v2(graph: Graph, layer: Layer, function: str) -> LayerCode:
     assert x is not None and axis_t is not None and axis_t.data is not None
     dtype = _data_type(graph, layer)
     _same_type(graph, layer, [x], dtype)
-    axes = sorted({_axis(int(a), len(x.shape)) for a in axis_t.data.reshape(-1)})
+    axes = sorted({normalize_axis(int(a), len(x.shape)) for a in axis_t.data.reshape(-1)})
     ops = operands(graph, layer, bake=False)
     strides = row_strides(x.shape)
     dims, offset = [], 0

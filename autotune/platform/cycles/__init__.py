@@ -11,15 +11,15 @@ Every figure a model produces is an estimate and is labelled as such:
 from __future__ import annotations
 
 from autotune.platform.cycles.base import (
+    INSTRUCTIONS_LABEL,
     BlockCost,
     Branch,
     CycleModel,
     Insn,
     ModelInfo,
     UnknownCycleModelError,
+    cycles_label,
 )
-
-INSTRUCTIONS_LABEL = "instructions (exact)"
 
 
 def get_model(name: str) -> CycleModel:
@@ -34,10 +34,6 @@ def model_names() -> list[str]:
     from autotune.platform import plugins
 
     return sorted(plugins.get_cycle_models())
-
-
-def cycles_label(name: str) -> str:
-    return f"cycles (model {name})"
 
 
 __all__ = [

@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 
 from autotune.errors import AutotuneError
 
+INSTRUCTIONS_LABEL = "instructions (exact)"
+
+
+def cycles_label(name: str) -> str:
+    """How every figure of the cycle model ``name`` is labelled."""
+    return f"cycles (model {name})"
+
 
 class UnknownCycleModelError(AutotuneError):
     """A target names a cycle model that no plugin registered."""

@@ -19,7 +19,6 @@ from autotune.reference.fixedpoint import (
     calculate_input_radius,
     checked_log2,
     frexp_multiplier,
-    get_reciprocal,
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_greater_than_one,
     quantize_multiplier_greater_than_one,
@@ -322,7 +321,7 @@ def softmax_int8(
     exps = gemmlowp.exp_on_negative_values(scaled, _SOFTMAX_DIFF_INTEGER_BITS)
     in_accum = gemmlowp.rescale(exps, 0, _SOFTMAX_ACCUM_INTEGER_BITS)
     sums = wrap_int32(np.where(used, in_accum, 0).sum(axis=1, keepdims=True))  # int32 adds
-    reciprocal, bits_over_unit = get_reciprocal(sums, _SOFTMAX_ACCUM_INTEGER_BITS)
+    reciprocal, bits_over_unit = gemmlowp.get_reciprocal(sums, _SOFTMAX_ACCUM_INTEGER_BITS)
     info = np.iinfo(np.dtype(out_dtype))
     out_bits = 8 * np.dtype(out_dtype).itemsize
     scaled_exps = gemmlowp.mul(reciprocal, exps)

@@ -175,7 +175,7 @@ def check_depthwise(ctx: OpContext) -> str | None:
     return None
 
 
-def _geometry(ctx: OpContext, x: np.ndarray, w_hw: tuple[int, int], y: Tensor) -> dict:
+def conv_geometry(ctx: OpContext, x: np.ndarray, w_hw: tuple[int, int], y: Tensor) -> dict:
     """Strides, dilations, TFLM's padding and the output extent for a 2-D window op."""
     opts = ctx.options
     sh, sw = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
@@ -195,7 +195,7 @@ def _geometry(ctx: OpContext, x: np.ndarray, w_hw: tuple[int, int], y: Tensor) -
     }
 
 
-def _requant_params(ctx: OpContext, channels: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+def requant_params(ctx: OpContext, channels: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     x, w, y = ctx.input(0), ctx.input(1), ctx.output(0)
     assert x is not None and w is not None and w.quant is not None
     mult, shift = per_channel_multipliers(x.scale, w.quant.scale, y.scale, channels)
@@ -214,7 +214,7 @@ def conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     out_c, kh, kw, filter_depth = w.shape
     groups = x.shape[3] // filter_depth
     per_group = out_c // groups
-    geo = _geometry(ctx, x, (kh, kw), y)
+    geo = conv_geometry(ctx, x, (kh, kw), y)
     oh, ow = geo["out_hw"]
     batches = x.shape[0]
 
@@ -237,7 +237,7 @@ def conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     total = acc.astype(np.int64)
     if bias is not None:
         total += bias.astype(np.int64)
-    mult, shift, lo, hi = _requant_params(ctx, out_c)
+    mult, shift, lo, hi = requant_params(ctx, out_c)
     return [requantize(total, mult, shift, y.zero_point, lo, hi).astype(np.int8)]
 
 
@@ -251,7 +251,7 @@ def depthwise_conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.n
     y = ctx.output(0)
     _, kh, kw, out_c = w.shape
     multiplier = out_c // x.shape[3]
-    geo = _geometry(ctx, x, (kh, kw), y)
+    geo = conv_geometry(ctx, x, (kh, kw), y)
     oh, ow = geo["out_hw"]
 
     xs = x.astype(np.int32) - np.int32(x_t.zero_point)
@@ -266,5 +266,5 @@ def depthwise_conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.n
     total = acc.astype(np.int64)
     if bias is not None:
         total += bias.astype(np.int64)
-    mult, shift, lo, hi = _requant_params(ctx, out_c)
+    mult, shift, lo, hi = requant_params(ctx, out_c)
     return [requantize(total, mult, shift, y.zero_point, lo, hi).astype(np.int8)]

@@ -334,3 +334,19 @@ def unidirectional_sequence_lstm(ctx: OpContext, args: list[np.ndarray | None]) 
     ctx.state[h_index] = h.reshape(h_t.shape)
     ctx.state[c_index] = c.reshape(c_t.shape)
     return [output]
+
+
+def effective_bias(
+    weights: np.ndarray, bias: np.ndarray | None, input_zp: int, weight_zp: int
+) -> np.ndarray:
+    """The constant part of sum_k (x_k - input_zp)(w_jk - weight_zp) + bias_j, wrapped to int32.
+
+    What is left at run time is sum_k x_k w_jk - weight_zp * sum_k x_k; the C adds
+    the pieces with int32 wrap-around, so the total wraps exactly as the reference's.
+    """
+    w = weights.astype(np.int64)
+    depth = w.shape[1]
+    const = -input_zp * w.sum(axis=1) + depth * input_zp * weight_zp
+    if bias is not None:
+        const = const + bias.astype(np.int64)
+    return wrap_int32(const)

@@ -34,7 +34,7 @@ def _constant(ctx: OpContext, i: int, what: str) -> str | None:
     return None
 
 
-def _axis(value: int, rank: int) -> int:
+def normalize_axis(value: int, rank: int) -> int:
     return value + rank if value < 0 else value
 
 
@@ -112,7 +112,7 @@ def check_transpose(ctx: OpContext) -> str | None:
     assert x is not None
     perm_t = ctx.input(1)
     assert perm_t is not None and perm_t.data is not None
-    perm = [_axis(int(p), len(x.shape)) for p in perm_t.data.reshape(-1)]
+    perm = [normalize_axis(int(p), len(x.shape)) for p in perm_t.data.reshape(-1)]
     if sorted(perm) != list(range(len(x.shape))):
         return f"perm {perm_t.data.tolist()} is not a permutation of {len(x.shape)} axes"
     if len(x.shape) > 5:
@@ -124,7 +124,7 @@ def check_transpose(ctx: OpContext) -> str | None:
 def transpose(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, perm = args[0], args[1]
     assert x is not None and perm is not None
-    return [np.transpose(x, [_axis(int(p), x.ndim) for p in perm.reshape(-1)])]
+    return [np.transpose(x, [normalize_axis(int(p), x.ndim) for p in perm.reshape(-1)])]
 
 
 # --- CONCATENATION -----------------------------------------------------------------
@@ -151,7 +151,7 @@ def check_concatenation(ctx: OpContext) -> str | None:
             return f"int16 input '{t.name}' has zero point {t.zero_point}; supported: 0"
     if ctx.options.get("fused_activation_function", "NONE") != "NONE":
         return "fused activation on CONCATENATION; supported: NONE"
-    axis = _axis(int(ctx.options.get("axis", 0)), len(y.shape))
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(y.shape))
     for t in tensors:
         assert t is not None
         if len(t.shape) != len(y.shape) or any(
@@ -164,7 +164,7 @@ def check_concatenation(ctx: OpContext) -> str | None:
 @reference_op("CONCATENATION", check=check_concatenation)
 def concatenation(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     """Raw concatenation: int8 inputs keep their codes whatever their quantization."""
-    axis = _axis(int(ctx.options.get("axis", 0)), len(ctx.output(0).shape))
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(ctx.output(0).shape))
     return [np.concatenate([a for a in args if a is not None], axis=axis)]
 
 
@@ -207,7 +207,7 @@ def slice_bounds(
     return bounds
 
 
-def _slice_plan(
+def slice_plan(
     ctx: OpContext, shape: tuple[int, ...], index: list[np.ndarray]
 ) -> list[tuple[int, int, int]]:
     """Bounds for this layer; index holds the begin, end and strides arrays."""
@@ -246,7 +246,7 @@ def check_strided_slice(ctx: OpContext) -> str | None:
     shrink = int(ctx.options.get("shrink_axis_mask", 0))
     shape = [
         max(0, -(-(stop - start) // stride))
-        for axis, (start, stop, stride) in enumerate(_slice_plan(ctx, x.shape, index))
+        for axis, (start, stop, stride) in enumerate(slice_plan(ctx, x.shape, index))
         if not shrink & (1 << axis)
     ]
     if shape != list(y.shape):
@@ -261,7 +261,7 @@ def check_strided_slice(ctx: OpContext) -> str | None:
 def strided_slice(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, begin, end, strides = args
     assert x is not None and begin is not None and end is not None and strides is not None
-    plan = _slice_plan(ctx, x.shape, [begin, end, strides])
+    plan = slice_plan(ctx, x.shape, [begin, end, strides])
     picks = [np.arange(start, stop, stride) for start, stop, stride in plan]
     return [x[np.ix_(*picks)].reshape(ctx.output(0).shape)]
 
@@ -280,7 +280,7 @@ def _split_check(ctx: OpContext, data_index: int, axis_index: int) -> str | None
         return reason
     axis_t = ctx.input(axis_index)
     assert axis_t is not None and axis_t.data is not None
-    axis = _axis(int(axis_t.data.reshape(-1)[0]), len(x.shape))
+    axis = normalize_axis(int(axis_t.data.reshape(-1)[0]), len(x.shape))
     if not 0 <= axis < len(x.shape):
         return f"axis {int(axis_t.data.reshape(-1)[0])} is out of range for rank {len(x.shape)}"
     sizes = [y.shape[axis] if len(y.shape) == len(x.shape) else -1 for y in ctx.outputs]
@@ -290,7 +290,7 @@ def _split_check(ctx: OpContext, data_index: int, axis_index: int) -> str | None
 
 
 def _split_by_outputs(ctx: OpContext, x: np.ndarray, axis_value: np.ndarray) -> list[np.ndarray]:
-    axis = _axis(int(axis_value.reshape(-1)[0]), x.ndim)
+    axis = normalize_axis(int(axis_value.reshape(-1)[0]), x.ndim)
     edges = np.cumsum([y.shape[axis] for y in ctx.outputs])[:-1]
     return np.split(x, edges, axis=axis)
 
@@ -315,7 +315,7 @@ def check_unpack(ctx: OpContext) -> str | None:
     if reason:
         return reason
     assert x is not None
-    axis = _axis(int(ctx.options.get("axis", 0)), len(x.shape))
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(x.shape))
     if not 0 <= axis < len(x.shape):
         return f"axis {ctx.options.get('axis')} is out of range for rank {len(x.shape)}"
     if len(ctx.outputs) != x.shape[axis]:
@@ -327,7 +327,7 @@ def check_unpack(ctx: OpContext) -> str | None:
 def unpack(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x = args[0]
     assert x is not None
-    axis = _axis(int(ctx.options.get("axis", 0)), x.ndim)
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), x.ndim)
     return [np.take(x, i, axis=axis) for i in range(x.shape[axis])]
 
 
@@ -345,7 +345,7 @@ def check_reverse(ctx: OpContext) -> str | None:
     for a in axis_t.data.reshape(-1):
         if not -len(x.shape) <= int(a) < len(x.shape):
             return f"axis {int(a)} is out of range for rank {len(x.shape)}"
-    axes = sorted({_axis(int(a), len(x.shape)) for a in axis_t.data.reshape(-1)})
+    axes = sorted({normalize_axis(int(a), len(x.shape)) for a in axis_t.data.reshape(-1)})
     if axes and axes != list(range(axes[0], axes[-1] + 1)):
         return f"axes {axes} are not contiguous (TFLM reverses one contiguous run of axes)"
     return None
@@ -355,5 +355,5 @@ def check_reverse(ctx: OpContext) -> str | None:
 def reverse_v2(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, axis = args[0], args[1]
     assert x is not None and axis is not None
-    axes = sorted({_axis(int(a), x.ndim) for a in axis.reshape(-1)})
+    axes = sorted({normalize_axis(int(a), x.ndim) for a in axis.reshape(-1)})
     return [np.flip(x, axis=tuple(axes))]
