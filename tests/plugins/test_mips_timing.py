@@ -13,12 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from autotune_mips.decode import HILO, MipsDecoder
+from autotune_mips.microaptiv import MicroAptiv
 from elftools.elf.elffile import ELFFile
 
 from autotune.platform.cycles.base import Branch, Insn
-
-from autotune_mips.decode import HILO, MipsDecoder
-from autotune_mips.microaptiv import MicroAptiv
 
 AS = "mipsel-linux-gnu-as"
 BASE = 0x9D00_0000
@@ -38,8 +37,11 @@ def asm(body: str, tmp_path: Path) -> list[Insn]:
         elf = ELFFile(f)
         code = elf.get_section_by_name(".text").data()
         # GAS pads .text with nops: keep what was written, up to the label after it.
-        end = next(s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()
-                   if s.name == "fwd")
+        end = next(
+            s["st_value"]
+            for s in elf.get_section_by_name(".symtab").iter_symbols()
+            if s.name == "fwd"
+        )
     return MipsDecoder().decode(code[:end], BASE)
 
 

@@ -13,9 +13,8 @@ delay slot, so the branch is usually the second-to-last instruction of a block.
 from __future__ import annotations
 
 import capstone
-from capstone import mips as cs_mips
-
 from autotune.platform.cycles.base import Branch, Insn
+from capstone import mips as cs_mips
 
 HILO = "hilo"
 

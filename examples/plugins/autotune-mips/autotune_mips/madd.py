@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
@@ -105,11 +104,9 @@ class MaddDot(KernelTemplate):
 
     # -- until core loads templates per plugin (temporary) ---------------------------
     def render(self, spec, target, params, function):  # type: ignore[override]
-        import dataclasses
         from pathlib import Path
 
         import jinja2
-
         from autotune import __version__
         from autotune.tune import template as core
 
@@ -130,16 +127,25 @@ class MaddDot(KernelTemplate):
             f"Target: {target.name}. Template: {self.name}.",
             "Parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
         ]
-        ctx = {"version": __version__, "header": header, "fn": function, "d": spec.dims,
-               "s": spec.scalars, "f": spec.flags, "p": params}
+        ctx = {
+            "version": __version__,
+            "header": header,
+            "fn": function,
+            "d": spec.dims,
+            "s": spec.scalars,
+            "f": spec.flags,
+            "p": params,
+        }
         ctx.update(self.context(spec, target, params))
         source = env.get_template(self.main_file).render(**ctx)
-        return core.Rendered(self.name, function, source, dict(params),
-                             self.scratch_bytes(spec, target, params))
+        return core.Rendered(
+            self.name, function, source, dict(params), self.scratch_bytes(spec, target, params)
+        )
 
     def content_hash(self) -> str:
         import hashlib
         from pathlib import Path
+
         h = hashlib.sha256()
         for f in sorted(Path(__file__).parent.rglob("*")):
             if f.is_file() and f.suffix in (".py", ".j2"):

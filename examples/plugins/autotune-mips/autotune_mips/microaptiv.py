@@ -85,12 +85,10 @@ class _Widths:
             imm = _last_imm(insn)
             if insn.name in ("addiu", "addu", "subu") and imm is not None and len(srcs) == 1:
                 width = max(self.of(srcs[0]), _imm_width(imm)) + 1
-            elif insn.name in ("li",) and imm is not None:
-                width = _imm_width(imm)
-            elif insn.name in ("andi", "ori") and imm is not None and srcs == ["zero"]:
-                width = _imm_width(imm)
-            elif insn.name == "andi" and imm is not None:
-                width = _imm_width(imm)
+            elif imm is not None and (
+                insn.name in ("li", "andi") or (insn.name == "ori" and srcs == ["zero"])
+            ):
+                width = _imm_width(imm)  # andi zero-extends: the result is within [0, imm]
             elif insn.name in ("addu", "subu") and len(srcs) == 2:
                 width = max(self.of(srcs[0]), self.of(srcs[1])) + 1
             elif insn.name == "move" and len(srcs) == 1:
