@@ -39,6 +39,10 @@ from autotune.platform.runner import (
 from autotune.platform.target import Target
 
 RUNNER_NAME = "unicorn"
+# Unicorn is also given an instruction count a little past the budget (the block hook
+# stops at the budget itself): a hard stop, and it keeps Unicorn 2.1's MIPS engine
+# from crashing on basic blocks longer than about 370 instructions.
+COUNT_SLACK = 1_000_000
 
 
 class ElfLoadError(RunError):
@@ -237,7 +241,7 @@ class Emulator:
     def _block_info(
         self, uc, address: int, size: int
     ) -> tuple[tuple[int, int, int, int, int], tuple[int, str] | None]:
-        code = bytes(uc.mem_read(address, size))
+        code = bytes(uc.mem_read(self.cpu.phys(address), size))
         state = self.cpu.decode_state(uc) if self.cpu.decode_state is not None else 0
         insns = self.decoder.decode(code, address, state)
         decoded = sum(i.size for i in insns)
@@ -361,7 +365,9 @@ class Emulator:
         begin = entry.value
         error: UcError | None = None
         try:
-            uc.emu_start(begin, stop_addr, timeout=int(wall_timeout_s * 1e6), count=0)
+            uc.emu_start(
+                begin, stop_addr, timeout=int(wall_timeout_s * 1e6), count=budget + COUNT_SLACK
+            )
         except UcError as exc:
             error = exc
         pc = uc.reg_read(m.pc)
@@ -400,7 +406,8 @@ class Emulator:
         code, data = harness.split_memory(self.target)
         spans: list[tuple[int, int, int]] = []
         for region in self.target.memory:
-            lo, hi = _page_align(region.origin, region.origin + region.length)
+            start = self.cpu.phys(region.origin)
+            lo, hi = _page_align(start, start + region.length)
             prot = (
                 UC_PROT_READ | UC_PROT_EXEC if region is code and code is not data else UC_PROT_ALL
             )
@@ -416,14 +423,15 @@ class Emulator:
         for lo, hi, prot in merged:
             uc.mem_map(lo, hi - lo, prot)
         for vaddr, blob, memsz in image.segments:
-            if not any(lo <= vaddr and vaddr + memsz <= hi for lo, hi, _ in merged):
+            where = self.cpu.phys(vaddr)
+            if not any(lo <= where and where + memsz <= hi for lo, hi, _ in merged):
                 raise ElfLoadError(
                     f"{image.path.name}: segment {vaddr:#x}+{memsz:#x} lies outside the memory map of "
                     f"{self.target.name}"
                 )
-            uc.mem_write(vaddr, blob)
+            uc.mem_write(where, blob)
             if memsz > len(blob):
-                uc.mem_write(vaddr + len(blob), bytes(memsz - len(blob)))
+                uc.mem_write(where + len(blob), bytes(memsz - len(blob)))
 
     def _write_inputs(self, uc, image: ElfImage, inputs: Mapping[str, bytes]) -> None:
         for name, data in inputs.items():
@@ -433,7 +441,7 @@ class Emulator:
                 raise BufferMismatchError(
                     f"input {name!r} has {len(blob)} bytes but the buffer holds {sym.size}"
                 )
-            uc.mem_write(sym.value, blob)
+            uc.mem_write(self.cpu.phys(sym.value), blob)
 
     def _read_outputs(self, uc, image: ElfImage, outputs: Mapping[str, int]) -> dict[str, bytes]:
         out = {}
@@ -443,7 +451,7 @@ class Emulator:
                 raise BufferMismatchError(
                     f"output {name!r}: asked for {nbytes} bytes but the buffer holds {sym.size}"
                 )
-            out[name] = bytes(uc.mem_read(sym.value, nbytes))
+            out[name] = bytes(uc.mem_read(self.cpu.phys(sym.value), nbytes))
         return out
 
     @staticmethod
@@ -471,7 +479,7 @@ class Emulator:
 
         if error.errno == UC_ERR_INSN_INVALID:
             try:
-                raw = bytes(uc.mem_read(pc, 4))
+                raw = bytes(uc.mem_read(self.cpu.phys(pc), 4))
             except Exception:
                 raw = b""
             return f"invalid instruction (bytes {raw.hex()}) on {self.target.name}"

@@ -54,6 +54,13 @@ class EmulatorCpu:
     setup: Callable[[Any], None] | None = None
     # The decoder state at a block (Thumb or A32 on Arm); None when there is one state.
     decode_state: Callable[[Any], int] | None = None
+    # Virtual to physical address, for CPUs that translate before Unicorn's memory map
+    # (MIPS kseg0/kseg1); None when program addresses are physical.
+    physical: Callable[[int], int] | None = None
+
+    def phys(self, address: int) -> int:
+        """Where Unicorn's memory API finds the byte at program address ``address``."""
+        return address if self.physical is None else self.physical(address)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
  * The embedded emulator stops at `autotune_stop` and never runs this code.
  * QEMU user mode does: it prints the buffers listed in `autotune_dump` (the
  * QEMU runner patches that table into a copy of the ELF) on stdout and exits
- * through the Linux system call interface. On ARC the core halts (nSIM).
+ * through the Linux system call interface. On ARC the core halts (nSIM); on an ISA
+ * this file has no system calls for, it parks in a loop.
  */
 #include "autotune_harness.h"
 
@@ -66,7 +67,7 @@ void autotune_finish(void)
     for (;;) {
         __asm__ volatile("flag 1");
     }
-#else
+#elif defined(AUTOTUNE_SYS_WRITE)
     uintptr_t count = autotune_dump.count;
     if (count > AUTOTUNE_MAX_DUMPS) {
         count = AUTOTUNE_MAX_DUMPS;
@@ -77,6 +78,11 @@ void autotune_finish(void)
     }
     for (;;) {
         autotune_syscall3(AUTOTUNE_SYS_EXIT, 0, 0, 0);
+    }
+#else
+    /* An ISA without a system-call interface here (a plugin's new ISA): park. The
+     * emulator stops at autotune_stop before this runs; a board stays here. */
+    for (;;) {
     }
 #endif
 }
