@@ -9,6 +9,7 @@ interrupted search resumes and makes the same choice as an uninterrupted one.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -146,6 +147,19 @@ class WorkloadSearch:
         name = next(iter(self.templates))
         return name, self.spaces[name].baseline()
 
+    def suggested(self) -> list[tuple[str, Point]]:
+        """Every template's expert points, taken in turn (each template's first, then
+        each one's second...), so that a small budget still tries every template that
+        applies, a plugin's as well as the built-in ones."""
+        lists = [
+            [
+                (name, p)
+                for p in getattr(t, "suggestions", lambda *_: [])(self.spec, self.ctx.target)
+            ]
+            for name, t in self.templates.items()
+        ]
+        return [pair for row in itertools.zip_longest(*lists) for pair in row if pair is not None]
+
     def forget(self) -> int:
         return sum(self.db.drop(self.key(name)) for name in self.templates)
 
@@ -165,11 +179,8 @@ class WorkloadSearch:
         )
         base_name, base = self.baseline_point()
         study.enqueue_trial(self._flat(base_name, base), skip_if_exists=True)
-        for name, template in self.templates.items():
-            for point in getattr(template, "suggestions", lambda *_: [])(
-                self.spec, self.ctx.target
-            ):
-                study.enqueue_trial(self._flat(name, point), skip_if_exists=True)
+        for name, point in self.suggested():
+            study.enqueue_trial(self._flat(name, point), skip_if_exists=True)
 
         state = {"measured": 0, "best": _best_value(known)}
         evaluated: set[tuple[str, str]] = set()
