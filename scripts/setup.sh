@@ -9,6 +9,7 @@ packages=(
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf  # RISC-V rv32 profiles
   gcc-aarch64-linux-gnu                             # Cortex-A53
   gcc-arc-linux-gnu                                 # ARC EM
+  gcc-mipsel-linux-gnu                              # the out-of-tree MIPS example plugin
   qemu-user qemu-system-arm qemu-system-misc        # the second, independent executor
 )
 
@@ -27,5 +28,8 @@ fi
 
 echo "setup: installing autotune (editable) with its test extras"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+# The example plugins under examples/plugins/ are not installed here: their tests
+# (tests/plugins/) pip-install them into a fresh virtual environment, so the rest of
+# the suite runs with the built-in plugins only.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 echo "setup: done"

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from autotune_mips.decode import HILO, MipsDecoder
+from autotune_mips.decode import HILO, mips_decoder
 from autotune_mips.microaptiv import MicroAptiv
 from elftools.elf.elffile import ELFFile
 
@@ -42,7 +42,7 @@ def asm(body: str, tmp_path: Path) -> list[Insn]:
             for s in elf.get_section_by_name(".symtab").iter_symbols()
             if s.name == "fwd"
         )
-    return MipsDecoder().decode(code[:end], BASE)
+    return mips_decoder().decode(code[:end], BASE)
 
 
 def cycles(body: str, tmp_path: Path) -> int:

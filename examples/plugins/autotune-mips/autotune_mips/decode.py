@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import capstone
 from autotune.platform.cycles.base import Branch, Insn
+from autotune.platform.cycles.decode import CapstoneDecoder
 from capstone import mips as cs_mips
 
 HILO = "hilo"
@@ -130,14 +131,9 @@ def decode_one(ins) -> Insn:
     )
 
 
-class MipsDecoder:
-    """Decodes little-endian MIPS32 basic blocks (one instruction-set state)."""
-
-    def __init__(self, big_endian: bool = False) -> None:
-        endian = capstone.CS_MODE_BIG_ENDIAN if big_endian else capstone.CS_MODE_LITTLE_ENDIAN
-        self._cs = capstone.Cs(capstone.CS_ARCH_MIPS, capstone.CS_MODE_MIPS32 | endian)
-        self._cs.detail = True
-
-    def decode(self, code: bytes, address: int, state: int = 0) -> list[Insn]:
-        """Every instruction in ``code``; stops early at bytes capstone cannot decode."""
-        return [decode_one(ins) for ins in self._cs.disasm(code, address)]
+def mips_decoder(big_endian: bool = False) -> CapstoneDecoder:
+    """A decoder for MIPS32 basic blocks (one instruction-set state)."""
+    endian = capstone.CS_MODE_BIG_ENDIAN if big_endian else capstone.CS_MODE_LITTLE_ENDIAN
+    return CapstoneDecoder(
+        {0: (capstone.CS_ARCH_MIPS, capstone.CS_MODE_MIPS32 | endian, decode_one)}
+    )

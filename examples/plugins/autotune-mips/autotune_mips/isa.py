@@ -18,9 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autotune.platform.cycles.decode import CapstoneDecoder
 from autotune.platform.isa import EmulatorCpu, IsaSupport
 
-from autotune_mips.decode import MipsDecoder
+from autotune_mips.decode import mips_decoder
 
 if TYPE_CHECKING:
     from autotune.platform.target import Target
@@ -75,8 +76,8 @@ class Mips32r2(IsaSupport):
             physical=physical,
         )
 
-    def decoder(self) -> MipsDecoder:
-        return MipsDecoder()
+    def decoder(self) -> CapstoneDecoder:
+        return mips_decoder()
 
     def compiler_features(self, macros: Mapping[str, str]) -> tuple[set[str], set[str]] | None:
         if "__mips__" not in macros and "__mips" not in macros:
