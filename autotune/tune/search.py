@@ -1,7 +1,7 @@
 """The search for one workload on one target: one Optuna study over every applicable template.
 
 The baseline (the plain reference-style loop) is enqueued first, so a result is
-never worse than it; each template's suggested points follow; then TPE explores.
+never worse than it; every template's suggested points follow, taken in turn; then TPE explores.
 Every measured trial goes to the results DB at once. A study replays the points
 already in the DB from their stored results instead of measuring them again, so an
 interrupted search resumes and makes the same choice as an uninterrupted one.
