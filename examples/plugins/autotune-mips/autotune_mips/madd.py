@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from autotune.codegen import c_array
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
-from autotune.tune.template import KernelTemplate, c_array
+from autotune.tune.template import KernelTemplate
 
 from autotune_mips.isa import ISA_NAME
 
@@ -80,7 +81,8 @@ def immediate_asm(weights: np.ndarray) -> tuple[str, ...]:
 class MaddDot(KernelTemplate):
     """MADD dot products for one op: FULLY_CONNECTED, or CONV_2D when it is 1x1 pointwise."""
 
-    main_file = "madd_dot.c.j2"
+    # Looked up in this package (the folder of this module), header.j2 in autotune's.
+    main_file = "templates/madd_dot.c.j2"
 
     def __init__(self, op: str) -> None:
         self.op = op  # type: ignore[misc]
@@ -101,56 +103,6 @@ class MaddDot(KernelTemplate):
         _, depth, units = self._shape(spec)
         w = spec.consts["weights"].astype(np.int64).reshape(units, depth)
         return w + int(spec.scalars.get("filter_offset", 0))
-
-    # -- until core loads templates per plugin (temporary) ---------------------------
-    def render(self, spec, target, params, function):  # type: ignore[override]
-        from pathlib import Path
-
-        import jinja2
-        from autotune import __version__
-        from autotune.tune import template as core
-
-        env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(
-                [
-                    jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                    jinja2.FileSystemLoader(str(core.KERNELS_DIR)),
-                ]
-            ),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        header = [
-            f"Layer {spec.layer_index}: {spec.op} {spec.describe()}",
-            f"Target: {target.name}. Template: {self.name}.",
-            "Parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
-        ]
-        ctx = {
-            "version": __version__,
-            "header": header,
-            "fn": function,
-            "d": spec.dims,
-            "s": spec.scalars,
-            "f": spec.flags,
-            "p": params,
-        }
-        ctx.update(self.context(spec, target, params))
-        source = env.get_template(self.main_file).render(**ctx)
-        return core.Rendered(
-            self.name, function, source, dict(params), self.scratch_bytes(spec, target, params)
-        )
-
-    def content_hash(self) -> str:
-        import hashlib
-        from pathlib import Path
-
-        h = hashlib.sha256()
-        for f in sorted(Path(__file__).parent.rglob("*")):
-            if f.is_file() and f.suffix in (".py", ".j2"):
-                h.update(f.read_bytes())
-        return h.hexdigest()
 
     def applies(self, spec: KernelSpec, target: Target) -> bool:
         if getattr(target, "isa", "") != ISA_NAME or spec.op != self.op:
