@@ -437,16 +437,39 @@ def fuzz(
     memory_mb: int,
     progress_every: int = 0,
     recycle: int = 500,
+    json_path: Path | None = None,
 ) -> dict[str, Any]:
+    """Run `mutants` mutants; with `json_path`, the counts so far are also written there at
+    every progress line, so a long run stopped early still leaves its figures."""
     rng = random.Random(seed)
     counts: Counter[str] = Counter()
     per_model: dict[str, Counter[str]] = {s.name: Counter() for s in seeds}
     rejections: Counter[str] = Counter()
     failures: list[dict[str, Any]] = []
     slowest, max_rss = 0.0, 0.0
+    start = time.monotonic()
+
+    def summary(done: int) -> dict[str, Any]:
+        elapsed = time.monotonic() - start
+        return {
+            "mutants": done,
+            "requested": mutants,
+            "seed": seed,
+            "models": [s.name for s in seeds],
+            "timeout_s": timeout,
+            "memory_limit_mb": memory_mb,
+            "counts": {k: counts.get(k, 0) for k in ("ok", "rejected", "unpackable", *FAILURES)},
+            "rejected_at": dict(sorted(rejections.items())),
+            "per_model": {k: dict(v) for k, v in per_model.items()},
+            "slowest_s": round(slowest, 3),
+            "max_child_rss_mb": round(max_rss, 1),
+            "seconds": round(elapsed, 1),
+            "mutants_per_s": round(done / elapsed, 2) if elapsed else None,
+            "failures": failures,
+        }
+
     worker = Worker(memory_mb)
     done_in_worker = 0
-    start = time.monotonic()
     try:
         for n in range(mutants):
             s = seeds[n % len(seeds)]
@@ -454,55 +477,42 @@ def fuzz(
             if not raw:
                 counts["unpackable"] += 1
                 per_model[s.name]["unpackable"] += 1
-                continue
-            outcome, step, detail, seconds, rss = worker.run(raw, f"{s.name}#{n}", n, timeout)
-            done_in_worker += 1
-            counts[outcome] += 1
-            per_model[s.name][outcome] += 1
-            slowest, max_rss = max(slowest, seconds), max(max_rss, rss)
-            if outcome == "rejected":
-                rejections[step] += 1
-            if outcome in FAILURES:
-                failures.append(
-                    {
-                        "mutant": n,
-                        "model": s.name,
-                        "mutation": what,
-                        "outcome": outcome,
-                        "step": step,
-                        "detail": detail,
-                    }
-                )
-            if outcome in ("hang", "crash", "memory") or done_in_worker >= recycle:
-                worker.stop()
-                worker = Worker(memory_mb)
-                done_in_worker = 0
+            else:
+                outcome, step, detail, seconds, rss = worker.run(raw, f"{s.name}#{n}", n, timeout)
+                done_in_worker += 1
+                counts[outcome] += 1
+                per_model[s.name][outcome] += 1
+                slowest, max_rss = max(slowest, seconds), max(max_rss, rss)
+                if outcome == "rejected":
+                    rejections[step] += 1
+                if outcome in FAILURES:
+                    failures.append(
+                        {
+                            "mutant": n,
+                            "model": s.name,
+                            "mutation": what,
+                            "outcome": outcome,
+                            "step": step,
+                            "detail": detail,
+                        }
+                    )
+                if outcome in ("hang", "crash", "memory") or done_in_worker >= recycle:
+                    worker.stop()
+                    worker = Worker(memory_mb)
+                    done_in_worker = 0
             if progress_every and (n + 1) % progress_every == 0:
-                rate = (n + 1) / (time.monotonic() - start)
+                partial = summary(n + 1)
                 print(
-                    f"{n + 1}/{mutants} mutants, {rate:.1f}/s: "
-                    + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+                    f"{n + 1}/{mutants} mutants, {partial['mutants_per_s']}/s: "
+                    + ", ".join(f"{k} {v}" for k, v in partial["counts"].items()),
                     file=sys.stderr,
                     flush=True,
                 )
+                if json_path is not None:
+                    json_path.write_text(json.dumps(partial, indent=2))
     finally:
         worker.stop()
-    elapsed = time.monotonic() - start
-    return {
-        "mutants": mutants,
-        "seed": seed,
-        "models": [s.name for s in seeds],
-        "timeout_s": timeout,
-        "memory_limit_mb": memory_mb,
-        "counts": {k: counts.get(k, 0) for k in ("ok", "rejected", "unpackable", *FAILURES)},
-        "rejected_at": dict(sorted(rejections.items())),
-        "per_model": {k: dict(v) for k, v in per_model.items()},
-        "slowest_s": round(slowest, 3),
-        "max_child_rss_mb": round(max_rss, 1),
-        "seconds": round(elapsed, 1),
-        "mutants_per_s": round(mutants / elapsed, 2) if elapsed else None,
-        "failures": failures,
-    }
+    return summary(mutants)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,9 +531,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", type=int, default=500, help="print counts every N mutants")
     args = ap.parse_args(argv)
     seeds = load_seeds(models_dir(args.models_dir), args.models, args.example)
-    result = fuzz(seeds, args.mutants, args.seed, args.timeout, args.memory_mb, args.progress)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    json_path = Path(args.json) if args.json else None
+    result = fuzz(
+        seeds,
+        args.mutants,
+        args.seed,
+        args.timeout,
+        args.memory_mb,
+        args.progress,
+        json_path=json_path,
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2))
     c = result["counts"]
     print(
         f"{result['mutants']} mutants of {len(seeds)} models (seed {args.seed}) in "
