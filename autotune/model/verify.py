@@ -25,7 +25,7 @@ from autotune.model.schema import NUMPY_DTYPES
 MAX_TENSOR_ELEMENTS = 1 << 24  # 16 Mi elements in one tensor
 MAX_ACTIVATION_BYTES = 256 << 20  # all non-constant tensors together
 MAX_LAYER_MACS = 1 << 32  # multiply-accumulates of one layer in one invocation
-MAX_SCALE = 1e18  # quantization scales beyond this overflow float32 arithmetic downstream
+MAX_SCALE = float(np.finfo(np.float32).max)  # any finite float32 scale is accepted
 
 KNOWN_DTYPES = frozenset(NUMPY_DTYPES.values())
 

@@ -11,17 +11,29 @@ import math
 
 import numpy as np
 
+from autotune.errors import ModelError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 
 def tflite_round(x: float) -> float:
     """std::round: halves go away from zero (Python's round() goes to even)."""
+    if not math.isfinite(x):
+        raise _out_of_range(x)
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
+
+
+def _out_of_range(x: float) -> ModelError:
+    # Finite scales whose quotient or product overflows (or underflows to a division by
+    # zero): TFLM would convert inf or NaN to an integer, which C leaves undefined.
+    return ModelError(f"quantization scales too far apart: a derived value is {x}")
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """QuantizeMultiplier: real = m * 2^(shift-31) with m in [2^30, 2^31)."""
+    if not math.isfinite(real):
+        raise _out_of_range(real)
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
