@@ -16,6 +16,7 @@ from autotune import __version__
 from autotune.emit.library import PREFIX, Choice, Library, emit_library, layer_function
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
+from autotune.model.arrays import extreme_inputs, random_inputs
 from autotune.model.graph import Graph
 from autotune.platform import plugins, toolchain
 from autotune.platform.elf import read_elf, read_stack_usage
@@ -74,16 +75,7 @@ class Deployment:
 
 def _calls(graph: Graph, seed: int, n: int) -> list[list[np.ndarray]]:
     rng = np.random.default_rng(seed + 1000)
-    out = []
-    for _ in range(n):
-        call = []
-        for t in graph.input_tensors:
-            info = np.iinfo(t.dtype)
-            call.append(
-                rng.integers(info.min, info.max + 1, t.shape, dtype=np.int64).astype(t.dtype)
-            )
-        out.append(call)
-    return out
+    return [random_inputs(graph, rng) for _ in range(n)]
 
 
 def _expected(
@@ -179,10 +171,7 @@ def _verify_and_measure(
     _compare(run.outputs, _expected(graph, first, True), f"{target.name} whole model")
 
     # More fresh invocations: the other random inputs and the extremes.
-    extremes = [
-        [np.full(t.shape, getattr(np.iinfo(t.dtype), end), t.dtype) for t in graph.input_tensors]
-        for end in ("min", "max")
-    ]
+    extremes = [extreme_inputs(graph, end) for end in ("min", "max")]
     calls = [*_calls(graph, seed + 1, max(0, checks - 1)), *extremes]
     more = run_on_target(library, graph, target, calls, reset_each=True)
     _compare(more.outputs, _expected(graph, calls, True), f"{target.name} whole model")

@@ -29,6 +29,7 @@ import numpy as np
 from autotune import __version__
 from autotune.emit.library import Choice, Library, emit_library, layer_function
 from autotune.emit.verify import build_for_target
+from autotune.model.arrays import extreme_inputs, random_inputs
 from autotune.model.extract import layers_model
 from autotune.model.graph import Graph, Layer
 from autotune.model.tflite_import import parse_model
@@ -147,17 +148,9 @@ class Latency:
 def model_inputs(graph: Graph, seed: int) -> dict[str, list[np.ndarray]]:
     """Seeded random, all minimum and all maximum: one model input each."""
     rng = np.random.default_rng(seed + 2000)
-    out: dict[str, list[np.ndarray]] = {"random": []}
-    for t in graph.input_tensors:
-        info = np.iinfo(np.dtype(t.dtype))
-        out["random"].append(
-            rng.integers(info.min, info.max + 1, t.shape, dtype=np.int64).astype(t.dtype)
-        )
+    out: dict[str, list[np.ndarray]] = {"random": random_inputs(graph, rng)}
     for end in ("min", "max"):
-        out[f"all {end}"] = [
-            np.full(t.shape, getattr(np.iinfo(np.dtype(t.dtype)), end), t.dtype)
-            for t in graph.input_tensors
-        ]
+        out[f"all {end}"] = extreme_inputs(graph, end)
     return out
 
 

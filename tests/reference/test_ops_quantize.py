@@ -61,6 +61,10 @@ REQUANTIZE = {
     "int8-to-int16": ("int8", "int16", (0.05, 4), (0.0005, 0)),
     "int16-to-int8": ("int16", "int8", (0.0004, 0), (0.1, -3)),
     "int16-to-int16": ("int16", "int16", (0.0004, 0), (0.0007, 0)),
+    # A uint8 model interface: QUANTIZE from a uint8 input, and back to uint8 at the end.
+    "uint8-to-int8-shift": ("uint8", "int8", (0.05, 128), (0.05, 0)),
+    "uint8-to-int8": ("uint8", "int8", (0.031, 120), (0.07, -3)),
+    "int8-to-uint8": ("int8", "uint8", (0.06, -10), (0.05, 131)),
 }
 
 
@@ -98,6 +102,7 @@ DEQUANTIZE = {
     "int8": ("int8", (0.05, -7)),
     "int8-odd-scale": ("int8", (0.0371, 127)),
     "int16": ("int16", (0.00031, 0)),
+    "uint8": ("uint8", (0.0371, 131)),
 }
 
 
@@ -106,6 +111,16 @@ def test_dequantize(case: tuple) -> None:
     in_dtype, in_q = case
     model = unary_model("DEQUANTIZE", in_dtype, "float32", in_q, None)
     assert assert_matches_oracle(model, integer_calls(in_dtype, (2, 50))) == "tflite-micro"
+
+
+@pytest.mark.parametrize(
+    ("pair"), [("float32", "uint8"), ("uint8", "uint8"), ("uint8", "int16"), ("int16", "uint8")]
+)
+def test_type_pairs_tflm_lacks_are_rejected(pair: tuple[str, str]) -> None:
+    in_q = None if pair[0] == "float32" else (0.05, 0)
+    model = unary_model("QUANTIZE", pair[0], pair[1], in_q, (0.05, 0))
+    with pytest.raises(UnsupportedOpError, match=r"op 0 \(QUANTIZE\)"):
+        Interpreter(parse_model(model))
 
 
 def test_per_channel_quantize_is_rejected() -> None:

@@ -3,7 +3,8 @@
 float32 -> int8/int16 is AffineQuantize: x / scale in float32, rounded half away
 from zero, plus the zero point, clamped. Integer -> integer is Requantize:
 (q - in_zp) through one multiplier (in_scale / out_scale in double) plus the
-output zero point, clamped. Dequantize computes scale * (q - zp) in double and
+output zero point, clamped (uint8 <-> int8 included: the edges of uint8 models).
+Dequantize computes scale * (q - zp) in double and
 rounds once to float32.
 """
 
@@ -21,14 +22,23 @@ from autotune.reference.quant_params import per_tensor_scale, require_quantized
 from autotune.reference.registry import OpContext, reference_op, require_dtypes
 
 INTEGER_TYPES = ("int8", "int16")
+DEQUANTIZE_TYPES = ("int8", "int16", "uint8")
+# Input type -> output types of QUANTIZE, as the tflite-micro kernel takes them (uint8 only
+# to and from int8: the edge of a model with a uint8 interface).
+QUANTIZE_PAIRS = {
+    "float32": ("int8", "int16"),
+    "int8": ("int8", "int16", "uint8"),
+    "int16": ("int8", "int16"),
+    "uint8": ("int8",),
+}
 
 
 def check_quantize(ctx: OpContext) -> str | None:
     x, y = ctx.input(0), ctx.output(0)
     if x is None:
         return "input is required"
-    reason = require_dtypes(x, allowed=("float32", *INTEGER_TYPES)) or require_dtypes(
-        y, allowed=INTEGER_TYPES
+    reason = require_dtypes(x, allowed=tuple(QUANTIZE_PAIRS)) or require_dtypes(
+        y, allowed=QUANTIZE_PAIRS[x.dtype]
     )
     if reason:
         return reason
@@ -76,7 +86,7 @@ def check_dequantize(ctx: OpContext) -> str | None:
     if x is None:
         return "input is required"
     return (
-        require_dtypes(x, allowed=INTEGER_TYPES)
+        require_dtypes(x, allowed=DEQUANTIZE_TYPES)
         or require_dtypes(y, allowed=("float32",))
         or require_quantized(x)
         or per_tensor_scale(x)
