@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autotune.cli.paths import persistent_db, writable_dir
-from autotune.emit.deploy import deploy
+from autotune.emit.deploy import deploy, with_baseline
 from autotune.emit.latency import cached_latency
-from autotune.emit.library import Choice
+from autotune.emit.library import Choice, baseline_choices
 from autotune.errors import describe_unsupported
 from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.reference.executor import unsupported_layers
@@ -175,13 +175,29 @@ def command(
             for layer in run.layers
             if layer.best is not None
         }
+        isolated = {
+            layer.index: layer.best.cycles
+            for layer in run.layers
+            if layer.best is not None and layer.best.cycles
+        }
+        db = ResultsDB(db_url)
         with console.status(
             f"emitting the library and running the whole model ({run.context.runner})"
         ):
             deployed = deploy(
-                run.graph, run.target, out_dir, choices, clock_mhz, seed, db=ResultsDB(db_url)
+                run.graph, run.target, out_dir, choices, clock_mhz, seed, db=db, isolated=isolated
             )
-            deployment = deployed.as_json()
+            # The headline speedup is library against library, both run whole.
+            base = deploy(
+                run.graph,
+                run.target,
+                out_dir / "baseline",
+                baseline_choices(run.graph, run.target),
+                clock_mhz,
+                seed,
+                db=db,
+            )
+        deployment = with_baseline(deployed.as_json(), base.as_json())
         if deployment["verified_calls"] and deployment["cycles"] is not None:
             with console.status("running the library on several inputs (latency per layer)"):
                 latency = cached_latency(
@@ -200,15 +216,27 @@ def command(
             f"  note: {run.target.name} cannot be executed here, so variants are ranked by code "
             "size only and are not verified on the target"
         )
-    if t["tuned_cycles"] is not None:
+    if deployment and deployment["cycles"] is not None and deployment["baseline"]:
+        b = deployment["baseline"]
+        console.print(
+            f"  library, one inference, {deployment['metric']}: baseline library "
+            f"{b['cycles']:,} -> tuned library {deployment['cycles']:,} "
+            f"({deployment['speedup']}x)"
+        )
+        for e in deployment["layers_differing"]:
+            console.print(
+                f"  note: layer {e['index']} ({e['op']}) runs {e['cycles']:,} cycles in the "
+                f"library vs {e['isolated_cycles']:,} when tuned alone ({e['difference']:+.1%})"
+            )
+    elif t["tuned_cycles"] is not None:
         per_mac = (
             f", {t['cycles_per_mac']} cycles/MAC, {t['instructions_per_mac']} instructions/MAC"
             if t["cycles_per_mac"] is not None
             else ""
         )
         console.print(
-            f"  {report['metric']}: baseline {t['baseline_cycles']:,} -> tuned "
-            f"{t['tuned_cycles']:,} ({t['speedup']}x){per_mac}"
+            f"  {report['metric']} (layers measured alone): baseline {t['baseline_cycles']:,} "
+            f"-> tuned {t['tuned_cycles']:,} ({t['speedup']}x){per_mac}"
         )
     if deployment:
         d = deployment

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class Deployment:
     arena_bytes: int
     tflm_arena: dict[str, int] | None
     layers: list[dict[str, Any]] = field(default_factory=list)
+    differ: list[dict[str, Any]] = field(default_factory=list)  # layers off their tuning by >1%
 
     @property
     def milliseconds(self) -> float | None:
@@ -70,7 +72,22 @@ class Deployment:
             "arena_bytes": self.arena_bytes,
             "tflm_arena": self.tflm_arena,
             "layers": self.layers,
+            "layers_differing": [
+                {k: e[k] for k in ("index", "op", "cycles", "isolated_cycles", "difference")}
+                for e in self.differ
+            ],
         }
+
+
+def with_baseline(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The tuned library's JSON with the baseline library's run and the speedup between them."""
+    out = dict(tuned)
+    out["baseline"] = {
+        k: base[k] for k in ("directory", "instructions", "cycles", "milliseconds", "flash", "ram")
+    }
+    ok = base["cycles"] and tuned["cycles"]
+    out["speedup"] = round(base["cycles"] / tuned["cycles"], 3) if ok else None
+    return out
 
 
 def _calls(graph: Graph, seed: int, n: int) -> list[list[np.ndarray]]:
@@ -103,6 +120,38 @@ def _compare(got: list[list[np.ndarray]], want: list[list[np.ndarray]], what: st
                 )
 
 
+def _harness_flash(image, harness_objects) -> dict[str, int]:
+    """Flash bytes per class taken by the symbols the harness objects define."""
+    names: set[str] = set()
+    for obj in harness_objects:
+        names.update(sym.name for sym in read_elf(obj).symbols)
+    out = {"code": 0, "rodata": 0, "data": 0}
+    for sym in image.symbol_sizes():
+        if sym.name in names and sym.section_kind in out:
+            out[sym.section_kind] += sym.size
+    return out
+
+
+def agreement(
+    layers: list[dict[str, Any]], isolated: Mapping[int, int], tolerance: float = 0.01
+) -> list[dict[str, Any]]:
+    """Each tuned layer's cycles inside the library against its isolated measurement.
+
+    Adds ``isolated_cycles`` and ``difference`` (library / isolated - 1) to the layer
+    entries and returns the layers that differ by more than ``tolerance``.
+    """
+    differ = []
+    for entry in layers:
+        want = isolated.get(entry["index"])
+        if not want or not entry["function"]:
+            continue
+        entry["isolated_cycles"] = want
+        entry["difference"] = round(entry["cycles"] / want - 1.0, 5)
+        if abs(entry["difference"]) > tolerance:
+            differ.append(entry)
+    return differ
+
+
 def _size_tool(target: Target, elf: Path) -> dict[str, int] | None:
     tool = target.toolchain.size or target.toolchain.cc.removesuffix("gcc") + "size"
     if shutil.which(tool) is None:
@@ -123,20 +172,29 @@ def deploy(
     seed: int = 0,
     checks: int = 3,
     db: ResultsDB | None = None,
+    isolated: Mapping[int, int] | None = None,
 ) -> Deployment:
     """Emit, build, run and measure; a library already verified (same sources, target
-    toolchain and checks, per the results DB) is written again but not re-run."""
+    toolchain and checks, per the results DB) is written again but not re-run.
+
+    ``isolated`` (layer index -> the cycles its variant was measured with alone) is
+    compared with each layer's cycles inside the library (``Deployment.differ``)."""
     library = emit_library(graph, target, Path(out_dir) / "model", choices)
     key = _verification_key(library, target, seed, checks)
     cached = db.artifact(key) if db is not None else None
     if cached is not None:
-        return Deployment(
+        result = Deployment(
             library=library, **cached, clock_mhz=float(clock_mhz or target.default_clock_mhz)
         )
-    result = _verify_and_measure(graph, target, library, seed, checks, clock_mhz)
-    if db is not None:
-        record = {k: v for k, v in vars(result).items() if k not in ("library", "clock_mhz")}
-        db.store_artifact(key, "deployment", record)
+    else:
+        result = _verify_and_measure(graph, target, library, seed, checks, clock_mhz)
+        if db is not None:
+            record = {
+                k: v for k, v in vars(result).items() if k not in ("library", "clock_mhz", "differ")
+            }
+            db.store_artifact(key, "deployment", record)
+    if isolated and result.cycles is not None:
+        result.differ = agreement(result.layers, isolated)
     return result
 
 
@@ -145,6 +203,7 @@ def _verification_key(library: Library, target: Target, seed: int, checks: int) 
     h.update(toolchain.fingerprint(target).key().encode())
     # The runner: a library verified on the simulator is not verified on a board.
     h.update(f"{seed}:{checks}:{__version__}:{target.runner}".encode())
+    h.update(repr(sorted(library.file_opt.items())).encode())  # how each file is compiled
     for path in sorted(library.sources) + sorted(library.directory.glob("*.h")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
@@ -203,26 +262,33 @@ def _measured(
     state_bytes = sum(size for name, size in symbols.items() if name.startswith("state"))
     arena_sym = symbols.get("arena", 0)
     stack = read_stack_usage(build.stack_usage).worst_case(f"{PREFIX}_invoke")
+    # The harness (startup, autotune_main, memcpy/memset stand-ins, the I/O buffers'
+    # initial values) is reported apart: flash is the library's own.
+    harness = _harness_flash(image, build.objects[len(library.sources) :])
     flash = {
-        "code": sizes.code,
-        "weights": sizes.rodata,
-        "data_init": sizes.data,
-        "total": sizes.flash,
+        "code": sizes.code - harness["code"],
+        "weights": sizes.rodata - harness["rodata"],
+        "data_init": sizes.data - harness["data"],
+        "total": sizes.flash - sum(harness.values()),
+        "harness": sum(harness.values()),
     }
     reserved = sum(sec.size for sec in image.sections if sec.name == ".stack")
+    library_ram = sizes.data + sizes.bss - io_bytes - reserved
     ram = {
         "arena": arena_sym,
         "state": state_bytes,
         "io_buffers": io_bytes,
         "stack_reserved": reserved,
-        "other": sizes.data + sizes.bss - arena_sym - state_bytes - io_bytes - reserved,
-        "total": sizes.data + sizes.bss,
+        "other": library_ram - arena_sym - state_bytes,
+        "total": library_ram,
         "stack_needed": stack.bytes,
     }
     layers = []
     for layer in graph.layers:
         fn = layer_function(layer)
-        counts = run.functions.get(fn) if run is not None else None
+        # Inclusive: a kernel's calls into libgcc helpers are part of its time, as they
+        # were when its variant was measured alone.
+        counts = run.inclusive.get(fn) if run is not None else None
         layers.append(
             {
                 "index": layer.index,

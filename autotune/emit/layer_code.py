@@ -43,6 +43,7 @@ class LayerCode:
     alias: bool = False
     description: str = ""
     headers: list[Path] = field(default_factory=list)  # headers to ship beside the source
+    opt: str = "-O2"  # the optimisation level this file is compiled with (its variant's)
 
 
 def layer_io(graph: Graph, layer: Layer) -> tuple[list[int], list[int], list[int]]:

@@ -21,7 +21,7 @@ from autotune.emit.layer_code import EMITTERS, LayerCode, c_type, layer_io
 from autotune.emit.planner import Plan, check_plan, plan_memory
 from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer
-from autotune.platform import plugins
+from autotune.platform import plugins, toolchain
 from autotune.platform.target import Target
 from autotune.tune.spec import build_spec
 from autotune.tune.template import INCLUDE_DIR, KernelTemplate
@@ -48,6 +48,14 @@ class Library:
     input_tensors: list[int]
     output_tensors: list[int]
     notes: list[str] = field(default_factory=list)
+    # Each source file's optimisation level: a tuned layer's file is compiled exactly
+    # as its variant was measured. Every build of the library (the verification run,
+    # emitted build files) reads it through opt_for().
+    file_opt: dict[str, str] = field(default_factory=dict)
+
+    def opt_for(self, source: Path | str) -> str:
+        """The optimisation flag ``source`` (a file of this library) is compiled with."""
+        return self.file_opt.get(Path(source).name, toolchain.DEFAULT_OPT)
 
 
 def layer_function(layer: Layer) -> str:
@@ -87,6 +95,7 @@ def layer_code(graph: Graph, layer: Layer, target: Target, choice: Choice | None
                 scratch_bytes=rendered.scratch_bytes,
                 description=f"{template.name} {params}",
                 headers=template.headers(),
+                opt=str(params.get("opt", toolchain.DEFAULT_OPT)),
             )
     emitter = EMITTERS.get(layer.op)
     if emitter is None:
@@ -162,12 +171,14 @@ def emit_library(
         raise RuntimeError(f"memory plan is inconsistent: {problems}")
 
     sources: list[Path] = []
+    file_opt: dict[str, str] = {}
     for layer, code in zip(graph.layers, codes, strict=True):
         if code.alias:
             continue
         path = model_dir / f"layer{layer.index:02d}_{layer.op.lower()}.c"
         path.write_text(code.source)
         sources.append(path)
+        file_opt[path.name] = code.opt
     helpers = sorted(INCLUDE_DIR.glob("*.h"))  # at_nn.h, at_fixedpoint.h
     helpers += sorted({h for code in codes for h in code.headers})  # a plugin template's own
     for helper in helpers:
@@ -192,6 +203,7 @@ def emit_library(
         list(graph.inputs),
         list(graph.outputs),
         plan.notes,
+        file_opt,
     )
 
 

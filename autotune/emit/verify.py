@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class TargetRun:
     elf: Path
     build: toolchain.BuildResult
     functions: dict[str, tuple[int, int]]  # per function: (instructions, cycles), when profiled
+    inclusive: dict[str, tuple[int, int]] = field(default_factory=dict)  # with callees
 
 
 def harness_source(graph: Graph, calls: int, reset_each: bool) -> str:
@@ -85,6 +86,7 @@ def build_for_target(
         opt=opt,
         include_dirs=[library.directory, harness_dir()],
         extra_cflags=["-Wall", "-Wextra", "-fcallgraph-info=su"],
+        source_opt=lambda src: library.opt_for(src) if src != main else opt,
     )
 
 
@@ -120,8 +122,16 @@ def run_on_target(
         for c in range(len(calls)):
             outputs[c].append(flat[c * tensor.size : (c + 1) * tensor.size].reshape(tensor.shape))
     functions = dict(run.extra.get("functions", {}))
+    inclusive = dict(run.extra.get("inclusive", {}))
     return TargetRun(
-        outputs, run.instructions, run.cycles, run.cycles_label, result.elf, result, functions
+        outputs,
+        run.instructions,
+        run.cycles,
+        run.cycles_label,
+        result.elf,
+        result,
+        functions,
+        inclusive,
     )
 
 

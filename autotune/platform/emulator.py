@@ -176,7 +176,9 @@ def machine_for(target: Target) -> Machine:
     try:
         isa = plugins.isa_of(target)
     except AutotuneError as exc:
-        raise RunnerUnavailableError(f"the unicorn runner cannot execute {target.name}: {exc}") from None
+        raise RunnerUnavailableError(
+            f"the unicorn runner cannot execute {target.name}: {exc}"
+        ) from None
     cpu = isa.emulator(target)
     if cpu is None:
         raise RunnerUnavailableError(
@@ -197,7 +199,7 @@ def _page_align(lo: int, hi: int, page: int = 0x1000) -> tuple[int, int]:
 
 def _attribute(
     image: ElfImage,
-    cache: Mapping[int, tuple[int, int, int, int, int]],
+    cache: Mapping[int, tuple[int, int, int, int, int, bool]],
     executed: Mapping[int, int],
     extra_cycles: Mapping[int, int],
 ) -> dict[str, tuple[int, int]]:
@@ -219,6 +221,39 @@ def _attribute(
     return {name: (v[0], v[1]) for name, v in sorted(out.items(), key=lambda kv: -kv[1][1])}
 
 
+def _ends_in_call(insns) -> bool:
+    """The block's last instruction (or the one before a delay slot) is a call."""
+    return any(i.call for i in insns[-2:])
+
+
+def _function_finder(image: ElfImage):
+    """(address -> name of the function containing it or "?", the functions' entry addresses)."""
+    import bisect
+
+    funcs = sorted(
+        (s.value & ~1, s.size, name) for name, s in image.symbols.items() if s.is_func and s.size
+    )
+    starts = [f[0] for f in funcs]
+
+    @functools.cache
+    def find(address: int) -> str:
+        k = bisect.bisect_right(starts, address) - 1
+        return funcs[k][2] if k >= 0 and address < funcs[k][0] + funcs[k][1] else "?"
+
+    return find, frozenset(starts)
+
+
+def _inclusive(per_stack: Mapping[tuple[str, ...], list[int]]) -> dict[str, tuple[int, int]]:
+    """Per function: (instructions, cycles) while it was on the call stack."""
+    out: dict[str, list[int]] = {}
+    for stack, (insns, cycles) in per_stack.items():
+        for name in set(stack):
+            slot = out.setdefault(name, [0, 0])
+            slot[0] += insns
+            slot[1] += cycles
+    return {name: (v[0], v[1]) for name, v in sorted(out.items(), key=lambda kv: -kv[1][1])}
+
+
 class Emulator:
     """One target's emulator: machine, memory map and cycle model; one ``run`` per ELF."""
 
@@ -237,10 +272,10 @@ class Emulator:
         self.decoder: Decoder = decoder
 
     # Each block's static cost; the tuple layout is the hot path's contract:
-    # (size, instructions, cycles, taken_delta, entry_extra).
+    # (size, instructions, cycles, taken_delta, entry_extra, ends_in_call).
     def _block_info(
         self, uc, address: int, size: int
-    ) -> tuple[tuple[int, int, int, int, int], tuple[int, str] | None]:
+    ) -> tuple[tuple[int, int, int, int, int, bool], tuple[int, str] | None]:
         code = bytes(uc.mem_read(self.cpu.phys(address), size))
         state = self.cpu.decode_state(uc) if self.cpu.decode_state is not None else 0
         insns = self.decoder.decode(code, address, state)
@@ -249,7 +284,7 @@ class Emulator:
             bad = address + decoded
             raw = code[decoded : decoded + 4].hex()
             why = f"invalid instruction (bytes {raw}): not decodable as {self.machine.isa}"
-            return (size, 0, 0, 0, 0), (bad, why)
+            return (size, 0, 0, 0, 0, False), (bad, why)
         problem = None
         if self.model is not None:
             for ins in insns:
@@ -258,8 +293,15 @@ class Emulator:
                     problem = (ins.address, f"invalid instruction '{ins.text}': {why}")
                     break
             cost = self.model.block_cost(insns)
-            return (size, len(insns), cost.cycles, cost.taken_delta, cost.entry_extra), problem
-        return (size, len(insns), 0, 0, 0), problem
+            return (
+                size,
+                len(insns),
+                cost.cycles,
+                cost.taken_delta,
+                cost.entry_extra,
+                _ends_in_call(insns),
+            ), problem
+        return (size, len(insns), 0, 0, 0, _ends_in_call(insns)), problem
 
     def run(
         self,
@@ -274,6 +316,7 @@ class Emulator:
 
         profile=True also attributes instructions and cycles to the functions of the ELF
         (``extra["functions"]``: name -> (instructions, cycles)); the totals are unchanged.
+        ``extra["inclusive"]`` gives the same per function including its callees.
         """
         import unicorn as uc_mod
         from unicorn import (
@@ -302,7 +345,7 @@ class Emulator:
         self._write_inputs(uc, image, inputs or {})
         self._init_cpu(uc, image, stop.value)
 
-        cache: dict[int, tuple[int, int, int, int, int]] = {}
+        cache: dict[int, tuple[int, int, int, int, int, bool]] = {}
         fault: list[tuple[int, str, int | None]] = []
         n_insn = 0
         n_cyc = 0
@@ -312,9 +355,18 @@ class Emulator:
         block_info = self._block_info
         executed: dict[int, int] = {}
         extra_cycles: dict[int, int] = {}
+        # Inclusive profile: a shadow call stack (return address, callee) kept from
+        # the blocks that end in a call; every block's cost goes to the tuple of
+        # functions on the stack when it runs (callees such as libgcc helpers count
+        # in their caller's inclusive figure).
+        calls: list[int] = []
+        frames: tuple[str, ...] = ()
+        inclusive: dict[tuple[str, ...], list[int]] = {}
+        function_of, entries = _function_finder(image) if profile else (None, frozenset())
+        called = False
 
         def on_block(uc, address, size, _ud):
-            nonlocal n_insn, n_cyc, fall, taken, over
+            nonlocal n_insn, n_cyc, fall, taken, over, frames, called
             info = cache.get(address)
             if info is None or info[0] != size:
                 info, problem = block_info(uc, address, size)
@@ -323,14 +375,28 @@ class Emulator:
                     uc.emu_stop()
                     return
                 cache[address] = info
-            if address != fall:
-                n_cyc += taken + info[4]
+            cyc = info[2]
+            extra = taken + info[4] if address != fall else 0
+            if extra:
+                cyc += extra
                 if profile:
-                    extra_cycles[address] = extra_cycles.get(address, 0) + taken + info[4]
+                    extra_cycles[address] = extra_cycles.get(address, 0) + extra
             if profile:
                 executed[address] = executed.get(address, 0) + 1
+                if called and address in entries:  # Thumb-1 far jumps are BLs too
+                    calls.append(fall)
+                    frames = (*frames, function_of(address))
+                elif calls and address == calls[-1]:
+                    calls.pop()
+                    frames = frames[:-1]
+                slot = inclusive.get(frames)
+                if slot is None:
+                    slot = inclusive[frames] = [0, 0]
+                slot[0] += info[1]
+                slot[1] += cyc
+                called = info[5]
             n_insn += info[1]
-            n_cyc += info[2]
+            n_cyc += cyc
             fall = address + size
             taken = info[3]
             if n_insn > budget:
@@ -388,6 +454,7 @@ class Emulator:
         extra: dict[str, object] = {"blocks_decoded": len(cache)}
         if profile:
             extra["functions"] = _attribute(image, cache, executed, extra_cycles)
+            extra["inclusive"] = _inclusive(inclusive)
         return RunResult(
             instructions=n_insn,
             cycles=n_cyc if self.model is not None else None,

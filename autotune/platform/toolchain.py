@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -289,8 +289,13 @@ def build_elf(
     extra_cflags: Sequence[str] = (),
     include_dirs: Sequence[Path] = (),
     stack_size: int = harness.DEFAULT_STACK_SIZE,
+    source_opt: Callable[[Path], str] | None = None,
 ) -> BuildResult:
-    """Compile ``sources`` (which define ``autotune_main``) with the harness into one ELF."""
+    """Compile ``sources`` (which define ``autotune_main``) with the harness into one ELF.
+
+    ``source_opt`` gives a source file its own optimisation level (a library compiles
+    each tuned file exactly as its variant was measured); the others use ``opt``.
+    """
     if not sources:
         raise ToolchainError("nothing to build: no source files given")
     for src in sources:
@@ -305,7 +310,8 @@ def build_elf(
     for i, src in enumerate(sources):
         src = Path(src)
         obj = out_dir / f"{i:02d}_{src.stem}.o"
-        commands.append(tuple(compile_object(target, src, obj, opt, extra_cflags, include_dirs)))
+        level = source_opt(src) if source_opt is not None else opt
+        commands.append(tuple(compile_object(target, src, obj, level, extra_cflags, include_dirs)))
         objects.append(obj)
         su = obj.with_suffix(".su")
         if su.exists():

@@ -62,15 +62,14 @@ def test_kws_flash_and_ram_split_matches_size_tool(tmp_path: Path) -> None:
     size = result.size_tool
     assert size is not None, "arm-none-eabi-size is part of binutils-arm-none-eabi"
     flash, ram = result.flash, result.ram
-    # Berkeley `size`: text = code + read-only data, data = initialised data, bss.
-    assert size["text"] == flash["code"] + flash["weights"]
-    assert size["data"] == flash["data_init"]
-    assert size["text"] + size["data"] == flash["total"]
-    assert size["data"] + size["bss"] == ram["total"]
-    assert (
-        ram["arena"] + ram["state"] + ram["io_buffers"] + ram["stack_reserved"] + ram["other"]
-        == ram["total"]
-    )
+    # Berkeley `size` sees the whole ELF: the library plus the test harness (startup,
+    # autotune_main, the input/output buffers and their initial values, the stack).
+    assert size["text"] + size["data"] == flash["total"] + flash["harness"]
+    assert flash["code"] + flash["weights"] + flash["data_init"] == flash["total"]
+    assert flash["data_init"] < 1000  # the 490-byte input buffer is the harness's, not here
+    assert flash["harness"] >= 490
+    assert size["data"] + size["bss"] == ram["total"] + ram["io_buffers"] + ram["stack_reserved"]
+    assert ram["arena"] + ram["state"] + ram["other"] == ram["total"]
     assert ram["arena"] == result.arena_bytes and 0 < ram["stack_needed"] <= ram["stack_reserved"]
     assert flash["weights"] >= 22_000  # the model's ~22.6 K int8 weights live in flash
     # Per-layer cycles from the profiled run add up to the invocation's work.
