@@ -16,6 +16,7 @@ format: overrides on top of the built-in preset) that ``--part FILE`` loads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Mapping
@@ -305,9 +306,11 @@ def calibrated_preset(
     for path, value in values.items():
         kind, name, field_name = _split(path)
         (caches if kind == "caches" else memories).setdefault(name, {})[field_name] = value
+    # Named after its values, so two calibrations never share a label (or DB rows).
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:6]
     return {
         "base": base_part,
-        "name": f"{base_part}+cal",
+        "name": f"{base_part}-cal-{digest}",
         "version": version,
         "calibrated_from": source,
         "caches": caches,

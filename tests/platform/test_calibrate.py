@@ -104,6 +104,11 @@ def test_calibrated_preset_is_the_part_file_format() -> None:
     values = {"memories.flash.wait_states": 5, **result.values}
     preset = calibrated_preset("stm32l4r5", 2, values, result, "gdb runner, 8 benchmarks")
     assert preset["base"] == "stm32l4r5" and preset["version"] == 2
+    assert preset["name"].startswith("stm32l4r5-cal-")
+    other = calibrated_preset(
+        "stm32l4r5", 2, {**values, "memories.flash.wait_states": 4}, result, ""
+    )
+    assert other["name"] != preset["name"]  # another calibration, another label
     assert preset["caches"] == {"art-i": {"miss_penalty": 7}, "art-d": {"miss_penalty": 6}}
     assert preset["memories"] == {"flash": {"wait_states": 5}}
     assert set(preset["fit"]["benchmarks"]) == set(measured)

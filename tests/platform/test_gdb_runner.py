@@ -7,6 +7,7 @@ their typed failure; QEMU has no cycle counter, so no cycles are reported.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +255,38 @@ def test_kws_library_is_bit_exact_with_tflite_micro_on_qemu(
     assert oracle == "tflite-micro"
     for got, want in zip(outputs, expected, strict=True):
         assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.toolchain
+def test_cli_tunes_through_the_gdb_runner(remote: str, m4, tmp_path: Path) -> None:
+    from tests.cli.test_cli_basics import autotune
+
+    model = tmp_path / "quickstart.tflite"
+    model.write_bytes(quickstart_model())
+    out = tmp_path / "out"
+    done = autotune(
+        str(model),
+        "--target",
+        "cortex-m4",
+        "--runner",
+        "gdb",
+        "--remote",
+        remote,
+        "--trials",
+        "2",
+        "--db",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["runner"] == "gdb" and report["metric"] == BOARD_LABEL
+    tuned = [layer for layer in report["layers"] if layer["tuned"]]
+    assert tuned and all(layer["bit_exact"] for layer in tuned)
+    # QEMU counts nothing: no cycles or instructions anywhere, and the report says so.
+    assert all(layer["tuned"]["cycles"] is None for layer in tuned)
+    dep = report["deployment"]
+    assert dep["bit_exact"] and dep["cycles"] is None and "latency" not in dep
+    assert "counted neither cycles nor instructions" in (out / "report.md").read_text()
