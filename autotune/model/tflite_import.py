@@ -13,6 +13,7 @@ from autotune.errors import ModelError
 from autotune.model.graph import Graph, Layer, Quantization, Tensor
 from autotune.model.schema import ENUM_FIELDS, NUMPY_DTYPES, OP_NAMES, TENSOR_TYPE_NAMES, fb
 from autotune.model.verify import verify_graph
+from autotune.reference.fold import fold_constants
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -88,6 +89,7 @@ def parse_model(raw: bytes, path: str = "<bytes>") -> Graph:
         verify_graph(graph)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
+    fold_constants(graph)
     return graph
 
 

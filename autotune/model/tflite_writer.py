@@ -102,8 +102,9 @@ class ModelBuilder:
         zero_point: int | np.ndarray | list[int] | None = None,
         axis: int = 0,
     ) -> int:
+        shape = np.shape(data)  # ascontiguousarray makes a scalar 1-D; keep it a scalar
         data = np.ascontiguousarray(data)
-        return self._add(name, data.shape, data.dtype.name, data, scale, zero_point, axis, False)
+        return self._add(name, shape, data.dtype.name, data, scale, zero_point, axis, False)
 
     def _add(
         self,

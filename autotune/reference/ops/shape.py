@@ -357,3 +357,57 @@ def reverse_v2(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray
     assert x is not None and axis is not None
     axes = sorted({normalize_axis(int(a), x.ndim) for a in axis.reshape(-1)})
     return [np.flip(x, axis=tuple(axes))]
+
+
+# --- SHAPE / PACK -------------------------------------------------------------------
+# Keras' dynamic-reshape pattern (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) is folded
+# into constants at import (reference/fold.py) with these same kernels.
+
+
+def check_shape(ctx: OpContext) -> str | None:
+    x, y = ctx.input(0), ctx.output(0)
+    if x is None:
+        return "input is required"
+    if y.dtype not in ("int32", "int64"):
+        return f"output '{y.name}' is {y.dtype}; supported: int32, int64"
+    if y.shape != (len(x.shape),):
+        return f"output has shape {list(y.shape)}, the input's rank is {len(x.shape)}"
+    return None
+
+
+@reference_op("SHAPE", check=check_shape)
+def shape(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = ctx.input(0)
+    assert x is not None
+    return [np.array(x.shape, dtype=ctx.output(0).dtype)]
+
+
+def check_pack(ctx: OpContext) -> str | None:
+    xs, y = ctx.inputs, ctx.output(0)
+    if not xs or any(x is None for x in xs):
+        return "every input is required"
+    reason = require_dtypes(*xs, y, allowed=DATA_TYPES)
+    if reason:
+        return reason
+    first = xs[0]
+    assert first is not None
+    if any(x is not None and (x.shape != first.shape or x.dtype != first.dtype) for x in xs):
+        return "inputs differ in shape or type"
+    count = ctx.options.get("values_count", len(xs))
+    if count != len(xs):
+        return f"values_count {count} for {len(xs)} inputs"
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), len(first.shape) + 1)
+    if not 0 <= axis <= len(first.shape):
+        return f"axis {ctx.options.get('axis')} is out of range for rank {len(first.shape)}"
+    want = (*first.shape[:axis], len(xs), *first.shape[axis:])
+    if y.shape != want:
+        return f"output has shape {list(y.shape)}, packing gives {list(want)}"
+    return None
+
+
+@reference_op("PACK", check=check_pack)
+def pack(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    first = args[0]
+    assert first is not None
+    axis = normalize_axis(int(ctx.options.get("axis", 0)), first.ndim + 1)
+    return [np.stack([a for a in args if a is not None], axis=axis)]
