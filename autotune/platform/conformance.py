@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from autotune.errors import AutotuneError
 from autotune.platform import plugins, toolchain
 from autotune.platform.target import MemoryRegion, Target
 
@@ -72,7 +73,7 @@ def targets_of(plugin: object) -> list[Target]:
     return found
 
 
-def check_plugin(plugin: object, compile: bool = True) -> list[str]:
+def check_plugin(plugin: object, compile: bool = True, run: bool = False) -> list[str]:
     """Problems of every target a plugin registers, plus clashes between them."""
     problems: list[str] = []
     seen: dict[str, str] = {}
@@ -85,7 +86,7 @@ def check_plugin(plugin: object, compile: bool = True) -> list[str]:
             if low in seen and seen[low] != target.name:
                 problems.append(f"{target.name}: '{key}' is also claimed by {seen[low]}")
             seen[low] = target.name
-        problems += check_target(target, others=(), compile=compile)
+        problems += check_target(target, others=(), compile=compile, run=run)
     return problems
 
 
@@ -94,12 +95,17 @@ def check_target(
     others: Iterable[Target] | None = None,
     runners: Mapping[str, Any] | None = None,
     compile: bool = True,
+    run: bool = False,
+    notes: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Every way ``target`` fails to conform, one line each; empty when it conforms.
 
     ``others`` are the targets its names must not clash with (default: every registered
     target); ``runners`` the runners its runner must be among (default: the registry).
-    ``compile=False`` skips the checks that run the compiler.
+    ``compile=False`` skips the checks that run the compiler. ``run=True`` also links
+    and runs a probe program (runtime helpers, instruction counts) and every kernel
+    template that applies, verified bit-exact (see conformance_run); the target's
+    plugin must then be loaded, since its ISA support and runner are needed.
     """
     problems: list[str] = []
     add = problems.append
@@ -114,6 +120,10 @@ def check_target(
     _check_measurement(target, runners, add)
     if compile and shutil.which(target.toolchain.cc):
         _check_compiler(target, add)
+    if run and not problems:
+        from autotune.platform.conformance_run import check_running
+
+        problems += check_running(target, notes=notes)
     return [f"{target.name}: {p}" for p in problems]
 
 
@@ -206,6 +216,11 @@ def _check_features(target: Target, add: Callable[[str], None]) -> None:
 def _check_measurement(
     target: Target, runners: Mapping[str, Any], add: Callable[[str], None]
 ) -> None:
+    if not target.isa:
+        add("names no ISA support (Target.isa)")
+    elif target.isa not in plugins.get_isas():
+        known = ", ".join(plugins.get_isas()) or "none"
+        add(f"ISA support '{target.isa}' is not registered (registered: {known})")
     if not target.runner:
         add("names no runner")
     elif target.runner not in runners:
@@ -306,3 +321,53 @@ def _check_compiler(target: Target, add: Callable[[str], None]) -> None:
         return
     for problem in feature_disagreements(target, macros):
         add(problem)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m autotune.platform.conformance PLUGIN [--target NAME] [--static]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m autotune.platform.conformance",
+        description="Check that every target a loaded plugin registers builds, links, "
+        "runs and computes its kernels bit-exactly.",
+    )
+    parser.add_argument("plugin", help="plugin name (autotune targets lists them)")
+    parser.add_argument("--target", action="append", help="only this target (repeatable)")
+    parser.add_argument("--static", action="store_true", help="skip building and running")
+    args = parser.parse_args(argv)
+    try:
+        loaded = {p.name for p in plugins.plugins()}
+        if args.plugin not in loaded:
+            print(
+                f"error: no plugin named '{args.plugin}' is loaded; loaded: "
+                f"{', '.join(sorted(loaded)) or 'none'}",
+                file=sys.stderr,
+            )
+            return 2
+        plugin = plugins.plugin_manager().get_plugin(args.plugin)
+        targets = targets_of(plugin)
+        if args.target:
+            wanted = {plugins.get_target(t).name for t in args.target}
+            targets = [t for t in targets if t.name in wanted]
+        if not targets:
+            print(f"error: plugin '{args.plugin}' registers no target to check", file=sys.stderr)
+            return 2
+        failed = 0
+        for target in targets:
+            print(f"{target.name}: checking ...", flush=True)
+            found = check_target(target, run=not args.static, notes=lambda n: print(f"  note: {n}"))
+            for problem in found:
+                print(f"  FAIL {problem}")
+            print(f"{target.name}: {'ok' if not found else f'{len(found)} problem(s)'}", flush=True)
+            failed += bool(found)
+    except AutotuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(targets) - failed} of {len(targets)} target(s) conform")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
