@@ -256,10 +256,15 @@ def command(
         )
         if d.get("latency"):
             lat = d["latency"]
-            named = ", ".join(f"{x['index']} ({x['op']})" for x in lat["input_dependent_layers"])
+            dependent = lat["input_dependent_layers"]
+            named = (
+                "not known (no per-layer profile)"
+                if dependent is None
+                else ", ".join(f"{x['index']} ({x['op']})" for x in dependent) or "none"
+            )
             console.print(
                 f"  over {len(lat['inputs'])} inputs: {lat['model']['min']:,} to "
-                f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named or 'none'}"
+                f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named}"
             )
     console.print(
         f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {out_dir / 'kernels'}/"

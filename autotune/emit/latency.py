@@ -116,6 +116,7 @@ class Latency:
     inputs: list[str]
     totals: dict[str, int]  # input name -> whole-model cycles
     layers: list[LayerLatency]
+    per_layer: bool = True  # False: the runner does not profile, layers are not known
 
     @property
     def bound(self) -> int:
@@ -138,9 +139,13 @@ class Latency:
                 "cycles": self.totals,
                 "bound": self.bound,
             },
+            "per_layer": self.per_layer,
+            # None: not known (no per-layer profile), never "none depend on input".
             "input_dependent_layers": [
                 {"index": x.index, "op": x.op} for x in self.layers if x.depends_on_input
-            ],
+            ]
+            if self.per_layer
+            else None,
             "layers": [x.as_json() for x in self.layers],
         }
 
@@ -194,6 +199,9 @@ def measure_latency(
         counts = {name: funcs.get(fn, (0, 0))[1] for name, (_, funcs) in whole.items()}
         if any(counts.values()):
             layers.append(LayerLatency(layer.index, layer.op, counts))
+    profiled = plugins.get_runner(target.runner).capabilities.profiles_functions
+    if not profiled:
+        layers = []
     values = Interpreter(graph).invoke(cases["random"], keep=True)
     assert isinstance(values, dict)
     for entry in layers:
@@ -207,6 +215,7 @@ def measure_latency(
         list(cases),
         {k: int(v[0] or 0) for k, v in whole.items()},
         layers,
+        per_layer=profiled,
     )
 
 

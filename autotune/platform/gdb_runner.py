@@ -275,21 +275,21 @@ class GdbRunner(Runner):
         regs.write("xpsr", XPSR_T)
         counter = _enable_cyccnt(gdb) if v7 else "ARMv6-M has no DWT cycle counter"
 
-        points = [(stop_at, gdb.set_breakpoint(stop_at))]
-        if fault_at is not None:
-            points.append((fault_at.value & ~1, gdb.set_breakpoint(fault_at.value & ~1)))
+        points: list[tuple[int, str]] = []
         limit = time_limit(budget)
-        gdb.resume()
         try:
-            reply = gdb.wait_stop(limit)
-        except GdbStopTimeout:
-            gdb.interrupt()
-            pc = regs.read("pc")
+            # Breakpoints never outlive the run: a stale one would stop the next program.
+            for address in (stop_at, *([fault_at.value & ~1] if fault_at is not None else [])):
+                points.append((address, gdb.set_breakpoint(address)))
+            gdb.resume()
+            try:
+                reply = gdb.wait_stop(limit)
+            except GdbStopTimeout:
+                gdb.interrupt()
+                raise BoardTimeout(limit, regs.read("pc")) from None
+        finally:
             for address, z in points:
                 gdb.clear_breakpoint(address, z)
-            raise BoardTimeout(limit, pc) from None
-        for address, z in points:
-            gdb.clear_breakpoint(address, z)
         if not reply.running:
             raise GdbRemoteError(
                 f"the target exited during the run ({reply.kind}{reply.signal:02x})"

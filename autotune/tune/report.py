@@ -252,6 +252,12 @@ def latency_markdown(lat: dict[str, Any]) -> list[str]:
             f"- with each layer's slowest crafted input (layer run alone): up to "
             f"{_n(model['bound'])} (an estimate: the sum, not a whole-model run)"
         )
+    if dependent is None:
+        lines.append(
+            "- the runner does not profile per layer: which layers depend on their input "
+            "is not known from this run"
+        )
+        return lines
     if dependent:
         named = ", ".join(f"{d['index']} ({d['op']})" for d in dependent)
         lines.append(f"- layers whose time depends on their input: {named}")

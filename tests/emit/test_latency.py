@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ from autotune.examples import quickstart_model
 from autotune.model.tflite_import import parse_model
 from autotune.model.tflite_writer import ModelBuilder
 from autotune.platform import plugins, toolchain
+from autotune.platform.emulator import UnicornRunner
+from autotune.platform.hookspecs import hookimpl
+from autotune.platform.runner import RunnerCapabilities
 from autotune.reference.ops.activations import softmax_params
 from autotune.tune.report import latency_markdown
 
@@ -111,3 +115,37 @@ def test_latency_is_measured_once_per_library(
 
     monkeypatch.setattr(latency, "measure_latency", fail)
     assert cached_latency(graph, target, library, {}, tmp_path, 0, db) == first
+
+
+class _TotalsOnly(UnicornRunner):
+    """Counts cycles like the emulator but, like a board, profiles nothing per function."""
+
+    name = "totals-only"
+    capabilities = RunnerCapabilities(executes=True, counts_cycles=True)
+
+
+class _TotalsPlugin:
+    @hookimpl
+    def register_runners(self, register) -> None:
+        register(_TotalsOnly())
+
+
+@pytest.mark.toolchain
+def test_without_a_per_layer_profile_no_layer_is_called_constant(tmp_path: Path) -> None:
+    target = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(target):
+        pytest.skip("no arm toolchain")
+    plugins.register_plugin(_TotalsPlugin(), "totals")
+    try:
+        totals = dataclasses.replace(target, runner="totals-only")
+        graph = parse_model(quickstart_model())
+        library = emit_library(graph, totals, tmp_path / "model", {})
+        lat = measure_latency(graph, totals, library, {}, tmp_path / "work")
+    finally:
+        plugins.unregister_plugin("totals")
+    assert lat is not None and not lat.per_layer and lat.layers == []
+    js = lat.as_json()
+    assert js["input_dependent_layers"] is None  # unknown, not "none"
+    assert js["model"]["min"] < js["model"]["max"]  # the softmax still shows in the totals
+    text = "\n".join(latency_markdown(js))
+    assert "not known" in text and "no layer's time depends" not in text
