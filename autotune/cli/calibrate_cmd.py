@@ -39,7 +39,8 @@ def command(
     cycle counts, and write a calibrated preset that `--part FILE` loads (docs/boards.md)."""
     from autotune.platform.calibrate import parts_registry
 
-    part = parts_registry().get_part(part_name)
+    parts_registry()  # a clear error where this build has no part presets
+    part = plugins.get_part(part_name)
     if remote:
         os.environ[REMOTE_ENV] = remote
     target = plugins.get_target(target_name or part.core)

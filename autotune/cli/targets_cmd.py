@@ -7,6 +7,7 @@ autotune writes).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from typing import Any
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autotune.platform import plugins
+from autotune.platform.parts import Part
 from autotune.platform.target import Target
 
 SCHEMA_VERSION = 1
@@ -100,8 +102,12 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     help="Only this target (name or alias); repeat for several.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (shape in docs/cli.md).")
-def command(names: tuple[str, ...], as_json: bool) -> None:
+@click.option("--parts", "parts", is_flag=True, help="List the parts (--part) instead.")
+def command(names: tuple[str, ...], as_json: bool, parts: bool) -> None:
     """List every target: family, ISA features, toolchain, runner and what is measured."""
+    if parts:
+        _list_parts(as_json)
+        return
     if names:
         chosen = list(dict.fromkeys(plugins.get_target(n) for n in names))
     else:
@@ -117,3 +123,38 @@ def command(names: tuple[str, ...], as_json: bool) -> None:
     )
     if missing:
         console.print(f"Install the missing compilers with: apt-get install {' '.join(missing)}")
+
+
+def describe_part(part: Part) -> dict[str, object]:
+    return {
+        "name": part.name,
+        "core": part.core,
+        "clock_mhz": part.clock_mhz,
+        "version": part.version,
+        "boards": list(part.boards),
+        "memories": [dataclasses.asdict(m) for m in part.memories],
+        "caches": [dataclasses.asdict(c) for c in part.caches],
+        "placement": {k: list(v) for k, v in part.placement.items()},
+        "reference": part.reference,
+        "description": part.description,
+    }
+
+
+def _list_parts(as_json: bool) -> None:
+    rows = [describe_part(p) for p in plugins.get_parts().values()]
+    if as_json:
+        click.echo(json.dumps({"schema_version": SCHEMA_VERSION, "parts": rows}, indent=2))
+        return
+    table = Table("part", "core", "clock", "boards", "memory system", "source")
+    for p in plugins.get_parts().values():
+        caches = ", ".join(f"{c.name} {c.size} B {c.ways}-way +{c.miss_penalty}" for c in p.caches)
+        waits = ", ".join(f"{m.name} {m.wait_states} WS" for m in p.memories if m.wait_states)
+        table.add_row(
+            p.name,
+            p.core,
+            f"{p.clock_mhz:g} MHz" if p.core != "*" else "-",
+            ", ".join(p.boards) or "-",
+            "; ".join(x for x in (waits, caches) if x) or "zero-wait",
+            p.reference,
+        )
+    Console(soft_wrap=False).print(table)

@@ -16,6 +16,7 @@ from autotune.emit.deploy import deploy, with_baseline
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices
 from autotune.errors import describe_unsupported
+from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.reference.executor import unsupported_layers
 from autotune.tune.db import ResultsDB, default_db_url
@@ -61,9 +62,20 @@ class ProgressEvents(Events):
 @click.option(
     "--target",
     "-t",
-    default="cortex-m4",
-    show_default=True,
-    help="Core to tune for (see `autotune targets`).",
+    default=None,
+    help="Core to tune for (see `autotune targets`) [default: the part's core, else cortex-m4].",
+)
+@click.option(
+    "--part",
+    metavar="NAME",
+    help="Time on this part's memory system: flash wait states, caches, TCM, placement "
+    "(`autotune targets --parts`; a calibrated preset FILE.json). Default: the core alone, "
+    "zero-wait memory.",
+)
+@click.option(
+    "--board",
+    metavar="NAME",
+    help="The part on this board, e.g. nucleo-l4r5zi (same as --part with the board's part).",
 )
 @click.option(
     "--trials",
@@ -135,7 +147,9 @@ class ProgressEvents(Events):
 )
 def command(
     model: str,
-    target: str,
+    target: str | None,
+    part: str | None,
+    board: str | None,
     trials: int,
     jobs: int,
     timeout: float | None,
@@ -155,7 +169,15 @@ def command(
         os.environ[REMOTE_ENV] = remote  # read by the runner, also in worker processes
     writable_dir(out_dir, "--out")  # before any work: a run must not fail at its end
     db_url = persistent_db(db_url)
-    options = TuneOptions(target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner)
+    if part and board:
+        raise click.UsageError("give --part or --board, not both")
+    part = part or board
+    if target is None:
+        target = plugins.get_part(part).core if part else "cortex-m4"
+        target = "cortex-m4" if target == "*" else target
+    options = TuneOptions(
+        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part
+    )
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),

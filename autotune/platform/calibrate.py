@@ -371,7 +371,7 @@ def model_predictor(
             (caches if kind == "caches" else memories).setdefault(name, {})[field_name] = value
         file = work / f"trial{count}.json"
         file.write_text(json.dumps({"base": part_name, "caches": caches, "memories": memories}))
-        timed = parts.apply_part(target, parts.load_part_file(file))
+        timed = parts.apply_part(target, parts.load_part_file(file, plugins.get_parts()))
         return {
             n: float(runner.run(elf, timed, budget=200_000_000).cycles) for n, elf in elfs.items()
         }
@@ -383,7 +383,10 @@ def calibrate(
     board: Any, target: Target, part_name: str, work: Path | None = None
 ) -> tuple[dict[str, Any], Fit]:
     """Measure the benchmarks on ``board``, fit ``part_name``'s parameters, return the preset."""
-    part = parts_registry().get_part(part_name)
+    from autotune.platform import plugins
+
+    parts_registry()
+    part = plugins.get_part(part_name)
     with tempfile.TemporaryDirectory(prefix="autotune-calibrate-") as tmp:
         root = Path(work or tmp)
         elfs = build_benchmarks(target, root)

@@ -32,6 +32,7 @@ from typing import Any
 
 from autotune.errors import AutotuneError
 from autotune.platform import plugins, toolchain
+from autotune.platform.parts import Part
 from autotune.platform.target import MemoryRegion, Target
 
 KIB = 1024
@@ -63,14 +64,23 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
 _DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 
-def targets_of(plugin: object) -> list[Target]:
-    """The targets a plugin registers, without loading it into the global registry."""
+def _registered(plugin: object) -> list[object]:
     hook = getattr(plugin, "register_targets", None)
     if hook is None:
         return []
-    found: list[Target] = []
+    found: list[object] = []
     hook(register=found.append)
     return found
+
+
+def targets_of(plugin: object) -> list[Target]:
+    """The targets a plugin registers, without loading it into the global registry."""
+    return [t for t in _registered(plugin) if not isinstance(t, Part)]  # type: ignore[misc]
+
+
+def parts_of(plugin: object) -> list[Part]:
+    """The parts (chips with a memory system) a plugin registers next to its targets."""
+    return [p for p in _registered(plugin) if isinstance(p, Part)]
 
 
 def check_plugin(plugin: object, compile: bool = True, run: bool = False) -> list[str]:
@@ -87,6 +97,8 @@ def check_plugin(plugin: object, compile: bool = True, run: bool = False) -> lis
                 problems.append(f"{target.name}: '{key}' is also claimed by {seen[low]}")
             seen[low] = target.name
         problems += check_target(target, others=(), compile=compile, run=run)
+    for part in parts_of(plugin):
+        problems += [f"part {part.name}: {p}" for p in part.check()]
     return problems
 
 

@@ -28,6 +28,7 @@ from autotune.errors import AutotuneError
 from autotune.platform import harness, plugins
 from autotune.platform.cycles.base import CycleModel
 from autotune.platform.isa import Decoder, EmulatorCpu
+from autotune.platform.parts import MemoryTimer
 from autotune.platform.runner import (
     DEFAULT_BUDGET,
     RunError,
@@ -270,6 +271,7 @@ class Emulator:
                 f"the unicorn runner cannot count {target.name}: ISA {target.isa} has no decoder"
             )
         self.decoder: Decoder = decoder
+        self.part = target.part if self.model is not None else None
 
     # Each block's static cost; the tuple layout is the hot path's contract:
     # (size, instructions, cycles, taken_delta, entry_extra, ends_in_call).
@@ -323,6 +325,7 @@ class Emulator:
             UC_HOOK_BLOCK,
             UC_HOOK_INTR,
             UC_HOOK_MEM_PROT,
+            UC_HOOK_MEM_READ,
             UC_HOOK_MEM_UNMAPPED,
             Uc,
             UcError,
@@ -364,9 +367,23 @@ class Emulator:
         inclusive: dict[tuple[str, ...], list[int]] = {}
         function_of, entries = _function_finder(image) if profile else (None, frozenset())
         called = False
+        # The part's memory system: fetch stalls per block, read stalls per load.
+        timer = MemoryTimer(self.part, self._regions(image)) if self.part is not None else None
+        fetch_stall = timer.fetch_block if timer is not None else None
+        read_stall = 0
+        current = 0
+
+        def on_read(uc, access, address, size, value, _ud):
+            nonlocal read_stall
+            stall = timer.read_data(address, size)
+            if stall:
+                read_stall += stall
+                if profile:
+                    inclusive[frames][1] += stall
+                    extra_cycles[current] = extra_cycles.get(current, 0) + stall
 
         def on_block(uc, address, size, _ud):
-            nonlocal n_insn, n_cyc, fall, taken, over, frames, called
+            nonlocal n_insn, n_cyc, fall, taken, over, frames, called, current
             info = cache.get(address)
             if info is None or info[0] != size:
                 info, problem = block_info(uc, address, size)
@@ -377,11 +394,14 @@ class Emulator:
                 cache[address] = info
             cyc = info[2]
             extra = taken + info[4] if address != fall else 0
+            if fetch_stall is not None:
+                extra += fetch_stall(address, size)
             if extra:
                 cyc += extra
                 if profile:
                     extra_cycles[address] = extra_cycles.get(address, 0) + extra
             if profile:
+                current = address
                 executed[address] = executed.get(address, 0) + 1
                 if called and address in entries:  # Thumb-1 far jumps are BLs too
                     calls.append(fall)
@@ -426,6 +446,9 @@ class Emulator:
         uc.hook_add(UC_HOOK_BLOCK, on_block)
         uc.hook_add(UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, on_bad_mem)
         uc.hook_add(UC_HOOK_INTR, on_intr)
+        if timer is not None:
+            for lo, hi in timer.read_ranges():
+                uc.hook_add(UC_HOOK_MEM_READ, on_read, begin=lo, end=hi - 1)
         if wall_timeout_s is None:
             wall_timeout_s = 10.0 + budget * 5e-6
         begin = entry.value
@@ -449,16 +472,18 @@ class Emulator:
                 budget, n_insn, pc, why=f"wall-clock limit ({wall_timeout_s:.0f} s)"
             )
         # The return into autotune_stop is a taken branch like any other.
-        n_cyc += taken
+        n_cyc += taken + read_stall
         result_outputs = self._read_outputs(uc, image, outputs or {})
         extra: dict[str, object] = {"blocks_decoded": len(cache)}
+        if timer is not None:
+            extra["caches"] = timer.stats()
         if profile:
             extra["functions"] = _attribute(image, cache, executed, extra_cycles)
             extra["inclusive"] = _inclusive(inclusive)
         return RunResult(
             instructions=n_insn,
             cycles=n_cyc if self.model is not None else None,
-            cycle_model=self.model.name if self.model is not None else "",
+            cycle_model=self._model_name(),
             outputs=result_outputs,
             runner=RUNNER_NAME,
             wall_time_s=time.perf_counter() - started,
@@ -466,6 +491,21 @@ class Emulator:
         )
 
     # -- helpers -------------------------------------------------------------
+
+    def _model_name(self) -> str:
+        if self.model is None:
+            return ""
+        return f"{self.model.name}, {self.part.tag}" if self.part is not None else self.model.name
+
+    def _regions(self, image: ElfImage) -> list[tuple[int, int, str, int]]:
+        """(lo, hi, code|data, bytes the program uses there) per memory region."""
+        code, _ = harness.split_memory(self.target)
+        out = []
+        for region in self.target.memory:
+            lo, hi = region.origin, region.origin + region.length
+            used = sum(memsz for vaddr, _, memsz in image.segments if lo <= vaddr < hi)
+            out.append((lo, hi, "code" if region is code else "data", used))
+        return out
 
     def _map_memory(self, uc, image: ElfImage) -> None:
         from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ

@@ -37,6 +37,7 @@ from autotune.platform import hookspecs
 from autotune.platform.cycles import base as cycles_base
 from autotune.platform.cycles.base import CycleModel
 from autotune.platform.isa import IsaSupport
+from autotune.platform.parts import CORE_ONLY, Part, load_part_file
 from autotune.platform.runner import Runner
 from autotune.platform.target import Target
 
@@ -72,6 +73,12 @@ class UnknownTargetError(UnknownNameError):
     """A target name or alias that no plugin registered."""
 
     kind = "target"
+
+
+class UnknownPartError(UnknownNameError):
+    """A part or board name that no plugin registered."""
+
+    kind = "part"
 
 
 class UnknownRunnerError(UnknownNameError):
@@ -113,6 +120,8 @@ class _Registries:
     """What the hooks registered, with the plugin responsible for each entry."""
 
     targets: dict[str, Target] = field(default_factory=dict)
+    parts: dict[str, Part] = field(default_factory=dict)
+    part_aliases: dict[str, str] = field(default_factory=dict)  # part or board -> part
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias or name -> name
     runners: dict[str, Runner] = field(default_factory=dict)
     kernels: dict[str, Any] = field(default_factory=dict)  # name -> KernelTemplate
@@ -310,6 +319,9 @@ def _build() -> _Registries:
 
     def target_register(plugin: str) -> Callable[[Any], None]:
         def register(target: Any) -> None:
+            if isinstance(target, Part):  # the parts a core comes in
+                register_part(plugin, target)
+                return
             if not isinstance(target, Target):
                 raise PluginError(
                     f"plugin '{plugin}' registered {type(target).__name__}, "
@@ -332,6 +344,25 @@ def _build() -> _Registries:
                 reg.aliases[key.strip().lower()] = name
 
         return register
+
+    def register_part(plugin: str, part: Part) -> None:
+        problems = part.check()
+        if problems:
+            raise PluginError(f"plugin '{plugin}': part '{part.name}': {'; '.join(problems)}")
+        for key in (part.name, *part.boards):
+            low = key.strip().lower()
+            if low in reg.part_aliases:
+                other = reg.part_aliases[low]
+                raise PluginError(
+                    f"plugin '{plugin}': part '{part.name}' claims '{key}', already used by "
+                    f"part '{other}' from plugin '{reg.owner['part', other]}'"
+                )
+        reg.parts[part.name] = part
+        reg.owner["part", part.name] = plugin
+        for key in (part.name, *part.boards):
+            reg.part_aliases[key.strip().lower()] = part.name
+
+    register_part("autotune", CORE_ONLY)
 
     def named_register(
         kind: str, store: dict[str, Any], contract: type, key: Callable[[Any], str] | None = None
@@ -464,13 +495,37 @@ def isa_of(target: Target) -> IsaSupport:
         raise UnknownIsaError(target.isa, exc.known, exc.suggestion) from None
 
 
+def get_parts() -> dict[str, Part]:
+    """Every registered part by name."""
+    return dict(_build().parts)
+
+
+def get_part(name_or_board: str) -> Part:
+    """A part by name or board name (case-insensitive), or a calibrated preset file
+    (``*.json``, see :func:`autotune.platform.parts.load_part_file`)."""
+    reg = _build()
+    if name_or_board.endswith(".json"):
+        return load_part_file(name_or_board, reg.parts)
+    key = name_or_board.strip().lower()
+    if key in reg.part_aliases:
+        return reg.parts[reg.part_aliases[key]]
+    known = [
+        f"{p.name} ({', '.join(p.boards)})" if p.boards else p.name for p in reg.parts.values()
+    ]
+    raise UnknownPartError(name_or_board, known, _closest(key, reg.part_aliases, {}))
+
+
 def get_cycle_models() -> dict[str, CycleModel]:
     """Every registered cycle model by versioned name (``"cortex-m4 v1"``)."""
     return dict(_build().cycle_models)
 
 
 def get_cycle_model(name: str) -> CycleModel:
-    """The model called ``name``; a bare core name (``"cortex-m4"``) means its latest version."""
+    """The model called ``name``; a bare core name (``"cortex-m4"``) means its latest version.
+
+    A part may follow a comma (``"cortex-m4 v2, stm32l4r5 v1 @120 MHz"``): the core model
+    is what precedes it (the emulator adds the part's memory system itself)."""
+    name = name.split(",", 1)[0].strip()
     models = _build().cycle_models
     if name in models:
         return models[name]

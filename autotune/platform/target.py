@@ -6,6 +6,7 @@ Target plugins (targets/) create these; everything else only reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,11 @@ class Target:
     simd_bits: int = 0  # width of the integer SIMD the kernels may use (32 for DSP, 128 for NEON)
     word_bits: int = 32
     endian: str = "little"
-    default_clock_mhz: int = 100
+    default_clock_mhz: float = 100
     description: str = ""
+    # The chip whose memory system the timing includes (platform/parts.py); None: the
+    # core alone with zero-wait memory. Set by parts.apply_part, never by plugins.
+    part: Any = field(default=None, compare=False)  # an autotune.platform.parts.Part
 
     def has(self, feature: str) -> bool:
         return feature in self.features

@@ -22,6 +22,7 @@ from autotune.model.graph import Graph
 from autotune.model.stats import layer_macs
 from autotune.model.tflite_import import load_model
 from autotune.platform import plugins, toolchain
+from autotune.platform.parts import apply_part
 from autotune.platform.target import Target
 from autotune.reference.executor import unsupported_reason
 from autotune.tune.db import ResultsDB, Trial
@@ -48,11 +49,15 @@ class TuneOptions:
     seed: int = 0
     flash_limit: float | None = None  # x the baseline's code + constants, per layer
     runner: str | None = None  # measure with this runner instead of the target's default
+    part: str | None = None  # time on this part's memory system (name, board or .json preset)
 
 
 def resolve_target(options: TuneOptions) -> Target:
-    """The target to tune, measured by ``options.runner`` where one is given."""
+    """The target to tune, measured by ``options.runner`` where one is given, timed on
+    ``options.part``'s memory system where one is given."""
     target = plugins.get_target(options.target)
+    if options.part:
+        target = apply_part(target, plugins.get_part(options.part))
     if options.runner and options.runner != target.runner:
         runner = plugins.get_runner(options.runner)
         reason = runner.supports(target)

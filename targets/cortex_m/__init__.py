@@ -17,6 +17,7 @@ from collections.abc import Callable
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
 from autotune.targets.cortex_m.isa import ISAS
+from autotune.targets.cortex_m.parts import PARTS
 from autotune.targets.cortex_m.timing import MODELS
 
 KIB = 1024
@@ -138,9 +139,11 @@ TARGETS: tuple[Target, ...] = (
 
 
 @hookimpl
-def register_targets(register: Callable[[Target], None]) -> None:
+def register_targets(register: Callable[[object], None]) -> None:
     for target in TARGETS:
         register(target)
+    for part in PARTS:  # the chips these cores come in (platform/parts.py)
+        register(part)
 
 
 @hookimpl

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from autotune.platform.hookspecs import hookimpl
 from autotune.platform.target import MemoryRegion, Target, Toolchain
 from autotune.targets.riscv.isa import ISAS
+from autotune.targets.riscv.parts import PARTS
 from autotune.targets.riscv.timing import MODELS
 
 KIB = 1024
@@ -98,9 +99,11 @@ TARGETS: tuple[Target, ...] = (
 
 
 @hookimpl
-def register_targets(register: Callable[[Target], None]) -> None:
+def register_targets(register: Callable[[object], None]) -> None:
     for target in TARGETS:
         register(target)
+    for part in PARTS:  # the chips these cores come in (platform/parts.py)
+        register(part)
 
 
 @hookimpl
