@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autotune.platform.cycles.decode import CapstoneDecoder, thumb_insn
-from autotune.platform.isa import Decoder, EmulatorCpu, IsaSupport
+from autotune.platform.isa import Decoder, EmulatorCpu, IsaSupport, QemuCommand
 from autotune.platform.target import Target
 
 #: Unicorn's exception numbers for Arm CPUs, as Unicorn's M-profile CPUs raise them.
@@ -48,6 +48,10 @@ def arm_compiler_features(macros: Mapping[str, str]) -> tuple[set[str], set[str]
     if macros.get("__ARM_ARCH_ISA_THUMB") == "2":
         implied.add("thumb2")
     return implied, {*ARM_FEATURE_MACROS, "fpu-dp", "thumb2"}
+
+
+#: M-profile architectures with instructions the A profile lacks (see ThumbM.qemu).
+QEMU_USER_CANNOT_RUN = frozenset({"armv8.1-m.main"})
 
 
 class ThumbM(IsaSupport):
@@ -104,6 +108,14 @@ class ThumbM(IsaSupport):
 
     def qemu_cpu(self, target: Target) -> str | None:
         return "max"
+
+    def qemu(self, target: Target) -> QemuCommand | None:
+        """qemu-arm's A-profile ``max`` CPU runs M-profile Thumb code up to Armv8-M, but
+        not Armv8.1-M's own instructions (low-overhead loops WLS/DLS/LE, CSEL, MVE), which
+        GCC emits for a Cortex-M55: such targets have no qemu-user command."""
+        if target.arch in QEMU_USER_CANNOT_RUN:
+            return None
+        return super().qemu(target)
 
     def linker_code_sections(self, region: str) -> Sequence[str]:
         return (f"  .ARM.exidx : {{ *(.ARM.exidx*) }} > {region}",)

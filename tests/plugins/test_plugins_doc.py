@@ -123,3 +123,18 @@ def test_m55_example_tunes_bit_exact_on_its_board(fresh: None, tmp_path: Path) -
     deployment = report["deployment"]
     assert deployment["bit_exact"] is True and deployment["instructions"] > 0
     assert deployment.get("cycles") is None
+
+
+def test_m55_example_passes_the_conformance_probe(fresh: None, tmp_path: Path) -> None:
+    """Its board runs the probe with exact, stepwise counts; qemu-user, whose A-profile
+    CPU lacks Armv8.1-M's loop instructions, no longer claims to run it."""
+    needs(QEMU, "arm-none-eabi-gcc")
+    from autotune.platform.conformance_run import check_probe
+
+    code = blocks(DOCS.read_text(), "python")[0]
+    plugins.register_plugin(load(code, "autotune_m55"), "m55")
+    target = plugins.get_target("m55")
+    assert plugins.get_runner("qemu").supports(target)  # a reason: no qemu-user for it
+    probe = check_probe(target, tmp_path)
+    assert probe.problems == []
+    assert list(probe.counts) == ["qemu-mps3-an547"]
