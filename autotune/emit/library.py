@@ -18,6 +18,7 @@ from typing import Any
 from autotune import __version__
 from autotune.emit import ops as _ops  # noqa: F401  (registers the op emitters)
 from autotune.emit.layer_code import EMITTERS, LayerCode, c_type, layer_io
+from autotune.emit.ops.shape import const_array
 from autotune.emit.planner import Plan, check_plan, plan_memory
 from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer
@@ -287,6 +288,9 @@ def _main_source(
             f"static {c_type(tensor.dtype)} state{t}[{tensor.size}] __attribute__((aligned(16)));"
             f"  /* {tensor.name} */"
         )
+        initial = graph.resources.get(t)
+        if initial is not None:
+            lines.append(const_array(tensor.dtype, f"init{t}", initial))
     lines.append("")
     for code in codes:
         if code.alias:
@@ -312,6 +316,11 @@ def _main_source(
     lines.append("    static int ready;")
     lines.append("    if (!ready) {")
     lines.append(f"        {PREFIX}_reset();")
+    for t in state:  # what CALL_ONCE's init subgraph assigns, on the first call only
+        if graph.resources.get(t) is not None:
+            lines.append(
+                f"        __builtin_memcpy(state{t}, init{t}, {graph.tensors[t].nbytes});"
+            )
     lines.append("        ready = 1;")
     lines.append("    }")
     for layer, code in zip(graph.layers, codes, strict=True):

@@ -89,6 +89,9 @@ class Graph:
     path: str = ""
     sha256: str = ""
     description: str = ""
+    # Resource variables (lowered to variable tensors at import): tensor index -> the value
+    # CALL_ONCE's init subgraph assigns before the first invocation, or None.
+    resources: dict[int, np.ndarray | None] = field(default_factory=dict)
 
     def tensor(self, index: int) -> Tensor | None:
         return None if index < 0 else self.tensors[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -97,9 +98,28 @@ def _to_graph(model: Any, raw: bytes, path: str) -> Graph:
     if not model.subgraphs:
         raise ModelError("the model has no subgraph")
     sub = model.subgraphs[0]
-    codes = model.operatorCodes or []
-    buffers = model.buffers or []
+    tensors = _tensors(sub, model.buffers or [], raw)
+    layers = _layers(sub, model.operatorCodes or [])
+    resources: dict[int, np.ndarray | None] = {}
+    if any(layer.op in RESOURCE_OPS for layer in layers):
+        layers, resources = _lower_resources(model, raw, tensors, layers)
 
+    description = model.description.decode(errors="replace") if model.description else ""
+    name = sub.name.decode(errors="replace") if sub.name else ""
+    return Graph(
+        tensors=tensors,
+        layers=layers,
+        inputs=[int(x) for x in (sub.inputs if sub.inputs is not None else [])],
+        outputs=[int(x) for x in (sub.outputs if sub.outputs is not None else [])],
+        name=name,
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        description=description,
+        resources=resources,
+    )
+
+
+def _tensors(sub: Any, buffers: list[Any], raw: bytes) -> list[Tensor]:
     tensors: list[Tensor] = []
     for i, t in enumerate(sub.tensors or []):
         type_name = TENSOR_TYPE_NAMES.get(int(t.type), f"TYPE_{t.type}")
@@ -132,7 +152,10 @@ def _to_graph(model: Any, raw: bytes, path: str) -> Graph:
                 variable=bool(t.isVariable),
             )
         )
+    return tensors
 
+
+def _layers(sub: Any, codes: list[Any]) -> list[Layer]:
     layers: list[Layer] = []
     for i, op in enumerate(sub.operators or []):
         if op.opcodeIndex >= len(codes):
@@ -153,19 +176,107 @@ def _to_graph(model: Any, raw: bytes, path: str) -> Graph:
                 version=int(code.version or 1),
             )
         )
+    return layers
 
-    description = model.description.decode(errors="replace") if model.description else ""
-    name = sub.name.decode(errors="replace") if sub.name else ""
-    return Graph(
-        tensors=tensors,
-        layers=layers,
-        inputs=[int(x) for x in (sub.inputs if sub.inputs is not None else [])],
-        outputs=[int(x) for x in (sub.outputs if sub.outputs is not None else [])],
-        name=name,
-        path=path,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        description=description,
-    )
+
+# Resource variables (streaming models keep their state in them, as TFLM supports).
+RESOURCE_OPS = ("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
+
+
+def _handle_names(tensors: list[Tensor], layers: list[Layer], where: str) -> dict[int, str]:
+    """Handle tensor -> the variable it names (container/shared_name), from VAR_HANDLE ops."""
+    names: dict[int, str] = {}
+    for layer in layers:
+        if layer.op == "VAR_HANDLE":
+            if len(layer.outputs) != 1 or not 0 <= layer.outputs[0] < len(tensors):
+                raise ModelError(f"{where}op {layer.index} (VAR_HANDLE) needs one output")
+            container = layer.options.get("container") or b""
+            shared = layer.options.get("shared_name") or b""
+            key = (
+                container.decode(errors="replace")
+                if isinstance(container, bytes)
+                else str(container)
+            )
+            key += "/" + (
+                shared.decode(errors="replace") if isinstance(shared, bytes) else str(shared)
+            )
+            names[layer.outputs[0]] = key
+    return names
+
+
+def _handle(layer: Layer, names: dict[int, str], where: str) -> str:
+    if not layer.inputs or layer.inputs[0] not in names:
+        raise ModelError(f"{where}op {layer.index} ({layer.op}) reads no VAR_HANDLE's handle")
+    return names[layer.inputs[0]]
+
+
+def _initial_values(model: Any, raw: bytes, call_once: Layer) -> dict[str, np.ndarray]:
+    """What CALL_ONCE's init subgraph assigns: constants only, as converters write it."""
+    index = int(call_once.options.get("init_subgraph_index", -1))
+    where = f"op {call_once.index} (CALL_ONCE): "
+    if not 0 < index < len(model.subgraphs):
+        raise ModelError(f"{where}init subgraph {index} does not exist")
+    sub = model.subgraphs[index]
+    tensors = _tensors(sub, model.buffers or [], raw)
+    layers = _layers(sub, model.operatorCodes or [])
+    names = _handle_names(tensors, layers, f"{where}init subgraph {index}: ")
+    values: dict[str, np.ndarray] = {}
+    for layer in layers:
+        if layer.op == "VAR_HANDLE":
+            continue
+        value = tensors[layer.inputs[1]] if len(layer.inputs) == 2 else None
+        if layer.op != "ASSIGN_VARIABLE" or value is None or value.data is None:
+            raise ModelError(
+                f"{where}init subgraph {index} runs op {layer.index} ({layer.op}); autotune "
+                "supports VAR_HANDLE and ASSIGN_VARIABLE of constants there"
+            )
+        values[_handle(layer, names, where)] = value.data
+    return values
+
+
+def _lower_resources(
+    model: Any, raw: bytes, tensors: list[Tensor], layers: list[Layer]
+) -> tuple[list[Layer], dict[int, np.ndarray | None]]:
+    """Each resource variable becomes a variable tensor that READ_VARIABLE and
+    ASSIGN_VARIABLE take directly; VAR_HANDLE and CALL_ONCE go, and what the init
+    subgraph assigns becomes the variable's value for the first invocation."""
+    names = _handle_names(tensors, layers, "")
+    initial: dict[str, np.ndarray] = {}
+    for layer in layers:
+        if layer.op == "CALL_ONCE":
+            initial.update(_initial_values(model, raw, layer))
+    variables: dict[str, int] = {}
+    for layer in layers:
+        if layer.op not in ("READ_VARIABLE", "ASSIGN_VARIABLE"):
+            continue
+        key = _handle(layer, names, "")
+        ends = [*layer.outputs, *layer.inputs[1:]]
+        if key in variables or not ends or not 0 <= ends[0] < len(tensors):
+            continue
+        like = tensors[ends[0]]
+        variables[key] = len(tensors)
+        tensors.append(
+            Tensor(len(tensors), key.lstrip("/"), like.shape, like.dtype, like.quant, None, True)
+        )
+    resources: dict[int, np.ndarray | None] = {}
+    for key, index in variables.items():
+        value = initial.get(key)
+        var = tensors[index]
+        if value is not None and (value.dtype != np.dtype(var.dtype) or value.size != var.size):
+            raise ModelError(
+                f"resource variable '{var.name}' is {var.dtype} {list(var.shape)}, its initial "
+                f"value {value.dtype} {list(value.shape)}"
+            )
+        resources[index] = None if value is None else value.reshape(var.shape)
+    kept: list[Layer] = []
+    for layer in layers:
+        if layer.op in ("CALL_ONCE", "VAR_HANDLE"):
+            continue
+        if layer.op in ("READ_VARIABLE", "ASSIGN_VARIABLE"):
+            var = variables.get(_handle(layer, names, ""), -1)
+            layer = dataclasses.replace(layer, inputs=(var, *layer.inputs[1:]))
+        kept.append(dataclasses.replace(layer, index=len(kept)))
+    return kept, resources
 
 
 def load_model(path: str | Path) -> Graph:

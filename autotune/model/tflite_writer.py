@@ -80,6 +80,7 @@ class ModelBuilder:
         self._ops: list[tuple[str, list[int], list[int], list[int], dict[str, Any]]] = []
         self._inputs: list[int] = []
         self._outputs: list[int] = []
+        self._inits: list[tuple[str, np.ndarray, float | None, int | None]] = []
 
     def tensor(
         self,
@@ -163,22 +164,64 @@ class ModelBuilder:
             setattr(obj, attr, value)
         return OPTIONS_TYPE_CODES[table], obj
 
+    def resource(
+        self,
+        shared_name: str,
+        init: np.ndarray | None = None,
+        scale: float | None = None,
+        zero_point: int | None = None,
+    ) -> int:
+        """A resource variable: VAR_HANDLE here, returning the handle tensor. With `init`,
+        a CALL_ONCE init subgraph assigns it that constant first, as converters write the
+        state of streaming models."""
+        handle = self.tensor(f"{shared_name}/handle", (), "resource")
+        self.op("VAR_HANDLE", [], [handle], container="", shared_name=shared_name)
+        if init is not None:
+            self._inits.append((shared_name, np.asarray(init), scale, zero_point))
+        return handle
+
     def build(self) -> bytes:
         model = fb.ModelT()
         model.version = 3
         model.description = self.description
         model.buffers = [fb.BufferT()]  # buffer 0 is the empty sentinel
-        codes: dict[str, int] = {}
         model.operatorCodes = []
+        codes: dict[str, int] = {}
+        ops = list(self._ops)
+        subgraphs = []
+        if self._inits:
+            init = ModelBuilder()
+            for name, data, scale, zp in self._inits:
+                handle = init.tensor(f"{name}/handle", (), "resource")
+                value = init.constant(f"{name}/init", data, scale, zp)
+                init.op("VAR_HANDLE", [], [handle], container="", shared_name=name)
+                init.op("ASSIGN_VARIABLE", [handle, value], [])
+            ops.insert(0, ("CALL_ONCE", [], [], [], {"init_subgraph_index": 1}))
+            subgraphs.append(("init", init._tensors, init._ops, [], []))
+        subgraphs.insert(0, ("main", self._tensors, ops, self._inputs, self._outputs))
+        model.subgraphs = [self._subgraph(model, codes, *entry) for entry in subgraphs]
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
 
+    def _subgraph(
+        self,
+        model: Any,
+        codes: dict[str, int],
+        name: str,
+        tensors: list[_Tensor],
+        ops: list[tuple[str, list[int], list[int], list[int], dict[str, Any]]],
+        inputs: list[int],
+        outputs: list[int],
+    ) -> Any:
         sub = fb.SubGraphT()
-        sub.name = "main"
+        sub.name = name
         sub.tensors = []
-        for t in self._tensors:
+        for t in tensors:
             ft = fb.TensorT()
             ft.name = t.name
             ft.shape = list(t.shape)
-            ft.type = TENSOR_TYPE_CODES[TFLITE_TYPES[t.dtype]]
+            ft.type = TENSOR_TYPE_CODES[TFLITE_TYPES.get(t.dtype, t.dtype.upper())]
             ft.isVariable = t.variable
             ft.buffer = 0
             if t.data is not None:
@@ -195,7 +238,7 @@ class ModelBuilder:
             sub.tensors.append(ft)
 
         sub.operators = []
-        for op, ins, outs, inter, options in self._ops:
+        for op, ins, outs, inter, options in ops:
             if op not in codes:
                 code = fb.OperatorCodeT()
                 value = OP_CODES[op]
@@ -212,10 +255,6 @@ class ModelBuilder:
                 fop.intermediates = inter
             fop.builtinOptionsType, fop.builtinOptions = self._options(op, options)
             sub.operators.append(fop)
-        sub.inputs = self._inputs
-        sub.outputs = self._outputs
-        model.subgraphs = [sub]
-
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
+        sub.inputs = inputs
+        sub.outputs = outputs
+        return sub

@@ -14,6 +14,8 @@ def initial_state(graph: Graph) -> dict[int, np.ndarray]:
     """Variable tensors as TFLM resets them: int8 to the zero point, others to zero."""
     state: dict[int, np.ndarray] = {}
     for t in graph.variable_tensors:
+        # Resource variables too (measured on the tflite-micro wheel: reset and never
+        # assigned, an int8 resource variable reads its zero point).
         fill = t.zero_point if t.dtype == "int8" else 0
         state[t.index] = np.full(t.shape, fill, dtype=t.dtype)
     return state
@@ -68,8 +70,11 @@ class Interpreter:
         check_supported(graph)
         self.graph = graph
         self.state = initial_state(graph)
+        # CALL_ONCE's init subgraph runs on the first invocation, and only then.
+        self.pending_init = any(v is not None for v in graph.resources.values())
 
     def reset(self) -> None:
+        """State back to TFLM's reset values (the init subgraph does not run again)."""
         self.state = initial_state(self.graph)
 
     def invoke(
@@ -79,6 +84,11 @@ class Interpreter:
         g = self.graph
         if len(inputs) != len(g.inputs):
             raise InputError(f"{g.path}: the model takes {len(g.inputs)} inputs, got {len(inputs)}")
+        if self.pending_init:
+            for index, value in g.resources.items():
+                if value is not None:
+                    self.state[index] = value.copy()
+            self.pending_init = False
         values: dict[int, np.ndarray] = {}
         for pos, (index, array) in enumerate(zip(g.inputs, inputs, strict=True)):
             values[index] = check_input(g.tensors[index], np.asarray(array), pos, g.path)
