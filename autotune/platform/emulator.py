@@ -440,7 +440,14 @@ class Emulator:
         def on_intr(uc, intno, _ud):
             pc = uc.reg_read(m.pc)
             name = self.cpu.exceptions.get(intno, f"exception {intno}")
-            fault.append((pc, f"{name} (exception {intno})", None))
+            where = ""
+            if not any(r.origin <= pc < r.origin + r.length for r in self.target.memory):
+                # Some CPUs (Unicorn's MIPS) report the exception vector, or 0: name the
+                # basic block that was running instead.
+                block = next((a for a, info in cache.items() if a + info[0] == fall), None)
+                if block is not None:
+                    pc, where = block, " in the basic block starting there"
+            fault.append((pc, f"{name} (exception {intno}){where}", None))
             uc.emu_stop()
 
         uc.hook_add(UC_HOOK_BLOCK, on_block)

@@ -201,3 +201,23 @@ def test_madd_applies_only_to_pointwise_conv_on_mips(mips: None) -> None:
     pointwise = build_spec(graph, convs[1])
     assert not TEMPLATES[1].applies(first, plugins.get_target("pic32mz"))
     assert not TEMPLATES[1].applies(pointwise, plugins.get_target("cortex-m4"))
+
+
+def test_exception_names_the_block_that_raised_it(mips: None, tmp_path: Path) -> None:
+    # Unicorn's MIPS CPU reports the exception vector (or 0) as the PC: the fault names
+    # the running basic block in the target's flash instead.
+    elf = build(
+        tmp_path,
+        """
+AUTOTUNE_BUFFER(int32_t, at_out, 1);
+void autotune_main(void)
+{
+    at_out[0] = 1;
+    __asm__ volatile("break");
+}
+""",
+    )
+    with pytest.raises(EmulatorFault, match=r"break \(exception 18\)") as info:
+        run(elf, outputs={"at_out": 4})
+    flash = plugins.get_target("pic32mz").memory[0]
+    assert flash.origin <= info.value.pc < flash.origin + flash.length
