@@ -46,6 +46,8 @@ from autotune.platform.target import Target
 # GdbRunner's time limit assumes 20 M instructions/s; QEMU translating one instruction
 # per block and logging each runs at a few million, so its budget is scaled by this.
 SLOWDOWN = 10
+# A port found free can be taken before QEMU binds it: start again, this many times.
+START_ATTEMPTS = 3
 _TRACE = b"Trace "
 
 
@@ -101,12 +103,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _NotListening(RunError):
+    """QEMU exited before its GDB server listened (e.g. the free port was taken meanwhile)."""
+
+
 def _wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-            raise RunError(f"QEMU exited before its GDB server listened: {err[-300:]}")
+            raise _NotListening(f"QEMU exited before its GDB server listened: {err[-300:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -163,57 +169,15 @@ class QemuSystemRunner(Runner):
         started = time.perf_counter()
         entry = load_elf(elf_path).symbol(harness.ENTRY_SYMBOL).value & ~1
         with tempfile.TemporaryDirectory(prefix="autotune-qemu-system-") as tmp:
-            fifo = Path(tmp) / "exec.log"
-            os.mkfifo(fifo)
-            port = _free_port()
-            argv = [
-                self.binary,
-                "-M",
-                self.machine,
-                "-cpu",
-                self.cpu,
-                "-S",
-                "-gdb",
-                f"tcp:127.0.0.1:{port}",
-                "-nographic",
-                "-monitor",
-                "none",
-                "-serial",
-                "null",
-                *single_insn_args(self.binary),
-                "-d",
-                "exec,nochain",
-                "-D",
-                str(fifo),
-            ]
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
-            counter = ExecCounter(fifo, budget, proc.kill)
-            counter.start()
-            try:
-                _wait_listening(proc, port)
-                board = GdbRunner(remote=f"127.0.0.1:{port}")
+            for attempt in range(1, START_ATTEMPTS + 1):
                 try:
-                    result = board.run(elf_path, target, inputs, outputs, budget=budget * SLOWDOWN)
-                except RunnerUnavailableError:
-                    if counter.over:  # QEMU was stopped for running past the budget
-                        raise EmulatorTimeout(budget, counter.count, 0) from None
-                    raise
-            finally:
-                if proc.poll() is None:
-                    proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                if proc.stderr is not None:
-                    proc.stderr.close()
-                if counter.is_alive():  # QEMU never opened its log: end the reader's wait
-                    with contextlib.suppress(OSError):
-                        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-                counter.join(10)
+                    result, counter, argv = self._attempt(
+                        Path(tmp) / f"exec{attempt}.log", elf_path, target, inputs, outputs, budget
+                    )
+                    break
+                except _NotListening:
+                    if attempt == START_ATTEMPTS:
+                        raise
         first = counter.first_line
         if first and f"/{entry:08x}/".encode() not in first:
             raise RunError(f"QEMU's first instruction was not autotune_main: {first[:80]!r}")
@@ -228,3 +192,65 @@ class QemuSystemRunner(Runner):
             wall_time_s=time.perf_counter() - started,
             extra={"qemu": " ".join(argv[:5])},
         )
+
+    def _attempt(
+        self,
+        fifo: Path,
+        elf_path: Path | str,
+        target: Target,
+        inputs: Mapping[str, bytes] | None,
+        outputs: Mapping[str, int] | None,
+        budget: int,
+    ) -> tuple[RunResult, ExecCounter, list[str]]:
+        """One QEMU process: start it, run through its GDB server, stop it."""
+        os.mkfifo(fifo)
+        port = _free_port()
+        argv = [
+            self.binary,
+            "-M",
+            self.machine,
+            "-cpu",
+            self.cpu,
+            "-S",
+            "-gdb",
+            f"tcp:127.0.0.1:{port}",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "null",
+            *single_insn_args(self.binary),
+            "-d",
+            "exec,nochain",
+            "-D",
+            str(fifo),
+        ]
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        counter = ExecCounter(fifo, budget, proc.kill)
+        counter.start()
+        try:
+            _wait_listening(proc, port)
+            board = GdbRunner(remote=f"127.0.0.1:{port}")
+            try:
+                result = board.run(elf_path, target, inputs, outputs, budget=budget * SLOWDOWN)
+            except RunnerUnavailableError:
+                if counter.over:  # QEMU was stopped for running past the budget
+                    raise EmulatorTimeout(budget, counter.count, 0) from None
+                raise
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+            if counter.is_alive():  # QEMU never opened its log: end the reader's wait
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            counter.join(10)
+        return result, counter, argv
