@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune.db import ResultsDB
 from autotune.emit.deploy import Deployment, deploy
 from autotune.emit.library import Choice, baseline_choices
 from autotune.errors import AutotuneError
 from autotune.model.stats import layer_macs
 from autotune.platform import plugins
-from autotune.tune.db import ResultsDB
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
 from autotune.tune.search import Outcome
 

@@ -39,22 +39,10 @@ def writable_file(path: Path, option: str) -> Path:
 
 
 def persistent_db(url: str | None) -> str | None:
-    """Refuse a results DB that lives only in memory: it would keep nothing measured and
-    `--jobs` workers could not share it."""
-    if url is None:
-        return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """Refuse a results DB that lives only in memory (it would keep nothing measured, and
+    `--jobs` workers could not share it) or is no URL at all, before any work starts."""
+    if url is not None:
+        from autotune.db.store import engine_url
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise AutotuneError(
-            f"--db {url}: not a database URL (e.g. sqlite:///results.sqlite)"
-        ) from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise AutotuneError(
-            f"--db {url}: an in-memory database keeps nothing that is measured; "
-            "give a file (sqlite:///path/results.sqlite) or a server URL"
-        )
+        engine_url(url)
     return url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,14 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autotune.cli.paths import persistent_db, writable_dir
-from autotune.emit.deploy import deploy, with_baseline
+from autotune.db import ResultsDB, default_db_url
+from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices
 from autotune.errors import describe_unsupported
 from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.reference.executor import unsupported_layers
-from autotune.tune.db import ResultsDB, default_db_url
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
 from autotune.tune.report import write_outputs
 from autotune.tune.search import Outcome
@@ -206,9 +207,22 @@ def command(
         with console.status(
             f"emitting the library and running the whole model ({run.context.runner})"
         ):
-            deployed = deploy(
-                run.graph, run.target, out_dir, choices, clock_mhz, seed, db=db, isolated=isolated
-            )
+            try:
+                deployed = deploy(
+                    run.graph,
+                    run.target,
+                    out_dir,
+                    choices,
+                    clock_mhz,
+                    seed,
+                    db=db,
+                    isolated=isolated,
+                )
+            except DeploymentMismatch as exc:
+                # Never leave a library that failed its whole-model check where it looks shipped.
+                shutil.rmtree(out_dir / "model", ignore_errors=True)
+                write_outputs(run, out_dir, None, failed_deployment(out_dir, str(exc)))
+                raise
             # The headline speedup is library against library, both run whole.
             base = deploy(
                 run.graph,

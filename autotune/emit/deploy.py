@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from autotune import __version__
+from autotune.db import ResultsDB
 from autotune.emit.library import PREFIX, Choice, Library, emit_library, layer_function
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
@@ -24,7 +25,6 @@ from autotune.platform.elf import read_elf, read_stack_usage
 from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
 from autotune.reference.oracle import tflm_arena
-from autotune.tune.db import ResultsDB
 
 
 class DeploymentMismatch(AutotuneError):
@@ -88,6 +88,16 @@ def with_baseline(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]
     ok = base["cycles"] and tuned["cycles"]
     out["speedup"] = round(base["cycles"] / tuned["cycles"], 3) if ok else None
     return out
+
+
+def failed_deployment(out_dir: Path, error: str) -> dict[str, Any]:
+    """What the report says of a library that failed its whole-model check (it is removed)."""
+    return {
+        "directory": str(Path(out_dir) / "model"),
+        "bit_exact": False,
+        "verified_calls": 0,
+        "error": error,
+    }
 
 
 def _calls(graph: Graph, seed: int, n: int) -> list[list[np.ndarray]]:

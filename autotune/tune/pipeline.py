@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autotune.db import ResultsDB, Trial
 from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
 from autotune.model.stats import layer_macs
@@ -25,7 +26,6 @@ from autotune.platform import plugins, toolchain
 from autotune.platform.parts import apply_part
 from autotune.platform.target import Target
 from autotune.reference.executor import unsupported_reason
-from autotune.tune.db import ResultsDB, Trial
 from autotune.tune.search import (
     Outcome,
     StudyContext,
@@ -314,7 +314,7 @@ def _choose(
         return
     evaluator: Evaluator | None = None
     for trial in candidates:
-        if db.is_verified(trial.id, values):
+        if db.is_verified(trial, values):
             result.best, result.bit_exact = trial, True
             result.cache_hit = outcome.measured == 0
             return
@@ -330,7 +330,7 @@ def _choose(
         m = evaluator.evaluate(templates[trial.template], json.loads(trial.params))
         result.verified_now = True
         if m.ok:
-            db.mark_verified(trial.id, values)
+            db.mark_verified(trial, values)
             result.best, result.bit_exact = trial, True
             return
         result.note = (

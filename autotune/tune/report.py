@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune import __version__
-from autotune.tune.db import Trial
+from autotune.db import Trial
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
 
@@ -284,8 +284,14 @@ def latency_markdown(lat: dict[str, Any]) -> list[str]:
 
 
 def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list[str]:
-    flash, ram = d["flash"], d["ram"]
     lines = ["", f"## The library: `{d['directory']}`", ""]
+    if d.get("error"):
+        return [
+            *lines,
+            f"**FAILED**: the whole-model check found the library not bit-exact ({d['error']}); "
+            "it was removed and must not be used.",
+        ]
+    flash, ram = d["flash"], d["ram"]
     if not d["verified_calls"]:
         lines += [
             f"One entry point, `{d['entry_point']}()`, compiled for the target. It was not run: "

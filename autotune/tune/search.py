@@ -9,18 +9,25 @@ interrupted search resumes and makes the same choice as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import os
+import platform
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from autotune.db import ResultsDB, Trial, TrialKey, canonical_params
+from autotune.db.store import point_hash, study_hash
+from autotune.db.trust import row_problem, warn_row
 from autotune.platform.target import Target
-from autotune.tune.db import ResultsDB, Trial, TrialKey, canonical_params
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
 from autotune.tune.template import KernelTemplate
@@ -30,6 +37,11 @@ from autotune.tune.variant import Evaluator, Measurement
 optuna.logging.set_verbosity(optuna.logging.CRITICAL)
 
 ProgressFn = Callable[[int, int, float | None], None]  # measured, budget, best value
+
+# Processes sharing a DB claim a variant before measuring it; the others wait for its row.
+# A claim whose owner has not been heard of for this long (killed) is taken over.
+CLAIM_STALE_SECONDS = 60.0
+OWNER = f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -75,10 +87,18 @@ def trial_key(spec: KernelSpec, template: KernelTemplate, ctx: StudyContext) -> 
 def known_trials(
     db: ResultsDB, spec: KernelSpec, templates: list[KernelTemplate], ctx: StudyContext
 ) -> dict[tuple[str, str], Trial]:
-    """Trials in the DB for this workload on this target, by (template, canonical params)."""
+    """Trials in the DB for this workload on this target, by (template, canonical params).
+
+    A row whose parameters are not a point of the template's declared space for this
+    layer (or whose fields are malformed) is ignored with a warning: it never renders."""
     out = {}
     for template in templates:
+        space = template.space(spec, ctx.target)
         for t in db.trials(trial_key(spec, template, ctx)):
+            problem = row_problem(t, space)
+            if problem:
+                warn_row(db.name, t, problem)
+                continue
             out[(template.name, t.params)] = t
     return out
 
@@ -163,6 +183,28 @@ class WorkloadSearch:
     def forget(self) -> int:
         return sum(self.db.drop(self.key(name)) for name in self.templates)
 
+    def claim_or_wait(self, name: str, point: Point) -> Trial | None:
+        """None once this process holds the claim on the point (it measures it); or the
+        point's row, when another process sharing the DB measured it meanwhile."""
+        key, params = self.key(name), canonical_params(point)
+        claim = point_hash(key, params)
+        c = self.ctx
+        study = study_hash(c.target_fingerprint, self.spec.workload_key(), c.runner, c.cycle_model)
+        while True:
+            row = self.db.trial(key, point)
+            if row is None and self.db.claim(claim, study, OWNER, CLAIM_STALE_SECONDS):
+                row = self.db.trial(key, point)  # finished just before the claim?
+                if row is None:
+                    return None
+                self.db.release(claim, OWNER)
+            if row is not None:
+                problem = row_problem(row, self.spaces[name])
+                if problem:
+                    warn_row(self.db.name, row, problem)
+                    raise optuna.TrialPruned(f"stored row unusable: {problem}")
+                return row
+            time.sleep(0.2)  # another process is measuring it
+
     def run(
         self, budget: int, timeout: float | None = None, progress: ProgressFn | None = None
     ) -> Outcome:
@@ -170,6 +212,16 @@ class WorkloadSearch:
         measured_before = sum(1 for t in known.values() if t.status != "constraint")
         if measured_before >= budget:
             return self._outcome(known, 0, cached=True)
+        with _Heartbeat(self.db):
+            return self._search(known, budget, timeout, progress)
+
+    def _search(
+        self,
+        known: dict[tuple[str, str], Trial],
+        budget: int,
+        timeout: float | None,
+        progress: ProgressFn | None,
+    ) -> Outcome:
 
         # The study always starts from the seed alone and replays the points already in the
         # DB from their stored results instead of measuring them, so the sequence of points
@@ -203,30 +255,20 @@ class WorkloadSearch:
             if reason:
                 raise optuna.TrialPruned(reason)
             hit = known.get((name, canonical_params(point)))
+            if hit is None:
+                hit = self.claim_or_wait(name, point)
+                if hit is not None:
+                    known[(name, hit.params)] = hit
             if hit is not None:
                 count(name, hit.params, trial)
                 value = eligible_value(hit, flash_cap(known, self.flash_limit))
                 if value is None:
                     raise optuna.TrialPruned(hit.reason or "over the flash limit")
                 return value
-            m = self.evaluator.evaluate(self.templates[name], point)
-            trial_row = self.db.record(
-                self.key(name),
-                point,
-                m.status,
-                target=self.ctx.target.name,
-                toolchain=self.ctx.toolchain,
-                workload=self.workload_json,
-                reason=m.reason,
-                cycles=m.cycles,
-                instructions=m.instructions,
-                code_bytes=m.code_bytes,
-                rodata_bytes=m.rodata_bytes,
-                stack_bytes=m.stack_bytes,
-                is_baseline=(name, point) == (base_name, base),
-                seconds=m.seconds,
-                values_hash=self.spec.values_hash(),
-            )
+            try:
+                trial_row = self._measure(name, point, base_name, base)
+            finally:
+                self.db.release(point_hash(self.key(name), canonical_params(point)), OWNER)
             known[(name, trial_row.params)] = trial_row
             state["measured"] += 1
             # Measured and kept either way; over --flash-limit it is not eligible.
@@ -237,7 +279,7 @@ class WorkloadSearch:
             if progress:
                 progress(len(evaluated), budget, state["best"])
             if value is None:
-                raise optuna.TrialPruned(m.reason or "over the flash limit")
+                raise optuna.TrialPruned(trial_row.reason or "over the flash limit")
             return value
 
         def stop_when_late(study: optuna.Study, _t: optuna.trial.FrozenTrial) -> None:
@@ -250,6 +292,26 @@ class WorkloadSearch:
         study.optimize(objective, n_trials=attempts, callbacks=[stop_when_late], catch=())
         return self._outcome(known, state["measured"], cached=False)
 
+    def _measure(self, name: str, point: Point, base_name: str, base: Point) -> Trial:
+        m = self.evaluator.evaluate(self.templates[name], point)
+        return self.db.record(
+            self.key(name),
+            point,
+            m.status,
+            target=self.ctx.target.name,
+            toolchain=self.ctx.toolchain,
+            workload=self.workload_json,
+            reason=m.reason,
+            cycles=m.cycles,
+            instructions=m.instructions,
+            code_bytes=m.code_bytes,
+            rodata_bytes=m.rodata_bytes,
+            stack_bytes=m.stack_bytes,
+            is_baseline=(name, point) == (base_name, base),
+            seconds=m.seconds,
+            values_hash=self.spec.values_hash(),
+        )
+
     def _outcome(self, known: dict[tuple[str, str], Trial], measured: int, cached: bool) -> Outcome:
         order = ranked(known, self.flash_limit)
         best = order[0] if order else None
@@ -260,6 +322,29 @@ class WorkloadSearch:
     def _flat(self, name: str, point: Point) -> dict[str, Any]:
         return {"template": name, **{f"{name}:{k}": v for k, v in point.items()}}
 
+
+
+class _Heartbeat:
+    """Keeps this process's claims alive while it measures (a thread, every few seconds)."""
+
+    def __init__(self, db: ResultsDB) -> None:
+        self.db = db
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(CLAIM_STALE_SECONDS / 6):
+            # A missed beat only lets another process take a claim over.
+            with contextlib.suppress(Exception):
+                self.db.heartbeat(OWNER)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
 
 
 def _best_value(known: dict[tuple[str, str], Trial]) -> float | None:

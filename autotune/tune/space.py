@@ -46,10 +46,18 @@ class Space:
         return {p.name: p.baseline for p in self.params}
 
     def check(self, point: Point) -> str | None:
-        """The reason a point is impossible, or None."""
+        """The reason a point is impossible, or None.
+
+        Strict, because points also come from shared DBs: exactly the declared names,
+        each value one of its choices with the choice's own type (True is not 1)."""
+        names = {p.name for p in self.params}
+        unknown = sorted(str(k) for k in point if k not in names)
+        if unknown:
+            return f"unknown parameter {unknown[0][:60]!r}"
         for p in self.params:
-            if point.get(p.name) not in p.choices:
-                return f"{p.name}={point.get(p.name)!r} is not one of {list(p.choices)}"
+            value = point.get(p.name)
+            if not any(type(value) is type(c) and value == c for c in p.choices):
+                return f"{p.name}={value!r:.60} is not one of {list(p.choices)}"
         for constraint in self.constraints:
             reason = constraint(point)
             if reason:

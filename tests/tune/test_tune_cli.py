@@ -171,7 +171,7 @@ def test_ctrl_c_keeps_what_was_measured(example: Path, tmp_path: Path) -> None:
     import signal
     import time
 
-    from autotune.tune.db import ResultsDB, Trial
+    from autotune.db import ResultsDB, Trial
 
     need_toolchain("cortex-m4")
     url = f"sqlite:///{tmp_path / 'results.sqlite'}"
