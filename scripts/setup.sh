@@ -11,6 +11,7 @@ packages=(
   gcc-arc-linux-gnu                                 # ARC EM
   gcc-mipsel-linux-gnu                              # the out-of-tree MIPS example plugin
   qemu-user qemu-system-arm qemu-system-misc        # the second, independent executor
+  postgresql                                        # the DB tests' throwaway server (a team's DB)
 )
 
 sudo=""
