@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from sqlalchemy import insert, select, update
 
@@ -21,27 +20,18 @@ from autotune.db import Artifact, ResultsDB, Trial, TrialKey, Verification
 from autotune.examples import quickstart_model
 from autotune.kernels.conv2d import Conv2DGeneral
 from autotune.model.tflite_import import parse_model
-from autotune.model.tflite_writer import ModelBuilder
 from autotune.platform import plugins, toolchain
 from autotune.tune import pipeline
 from autotune.tune.search import Outcome, StudyContext, known_trials, trial_key
 from autotune.tune.space import Space
 from autotune.tune.spec import build_spec
+from tests.db.models import small_model
 
 INJECTED = "*/ int autotune_evil(void) { return 42; } /*"
 
 
 def conv_graph() -> Any:
-    rng = np.random.default_rng(3)
-    b = ModelBuilder()
-    x = b.tensor("x", (1, 6, 6, 4), "int8", 0.05, 3)
-    w = b.constant("w", rng.integers(-127, 128, (4, 3, 3, 4)).astype(np.int8), 0.01, 0)
-    bias = b.constant("b", rng.integers(-300, 300, 4).astype(np.int32), np.full(4, 5e-4), 0)
-    y = b.tensor("y", (1, 6, 6, 4), "int8", 0.2, -2)
-    b.op("CONV_2D", [x, w, bias], [y], padding="SAME", stride_h=1, stride_w=1)
-    b.inputs(x)
-    b.outputs(y)
-    return parse_model(b.build())
+    return parse_model(small_model())
 
 
 def test_space_check_is_strict() -> None:
