@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from autotune import __version__
+from autotune.db import ResultsDB
 from autotune.emit.library import Choice, Library, emit_library, layer_function
 from autotune.emit.verify import build_for_target
 from autotune.model.arrays import extreme_inputs, random_inputs
@@ -37,7 +38,6 @@ from autotune.platform import plugins, toolchain
 from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
 from autotune.reference.ops.activations import softmax_below_range, softmax_params
-from autotune.tune.db import ResultsDB
 
 BUDGET = 2_000_000_000
 
