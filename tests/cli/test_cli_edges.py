@@ -188,7 +188,7 @@ def test_ctrl_c_with_jobs_prints_no_traceback(tmp_path: Path) -> None:
     # Wait until the workers are measuring, then Ctrl-C the whole foreground group as a
     # terminal does.
     deadline = time.monotonic() + 180
-    from autotune.tune.db import ResultsDB, Trial
+    from autotune.db import ResultsDB, Trial
 
     db = ResultsDB(f"sqlite:///{tmp_path / 'r.sqlite'}")
 

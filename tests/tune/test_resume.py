@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autotune.db import ResultsDB, canonical_params
 from autotune.model.tflite_import import parse_model
 from autotune.model.tflite_writer import ModelBuilder
 from autotune.platform import plugins
-from autotune.tune.db import ResultsDB, canonical_params
 from autotune.tune.pipeline import templates_for
 from autotune.tune.search import StudyContext, WorkloadSearch
 from autotune.tune.spec import build_spec
