@@ -105,7 +105,7 @@ class MaddDot(KernelTemplate):
         return w + int(spec.scalars.get("filter_offset", 0))
 
     def applies(self, spec: KernelSpec, target: Target) -> bool:
-        if getattr(target, "isa", "") != ISA_NAME or spec.op != self.op:
+        if target.isa != ISA_NAME or spec.op != self.op:
             return False
         if spec.op == "FULLY_CONNECTED":
             return True
