@@ -213,6 +213,7 @@ def _verification_key(library: Library, target: Target, seed: int, checks: int) 
     h.update(toolchain.fingerprint(target).key().encode())
     # The runner: a library verified on the simulator is not verified on a board.
     h.update(f"{seed}:{checks}:{__version__}:{target.runner}".encode())
+    h.update(target.cycle_model.encode())  # the core model and the part it was timed on
     h.update(repr(sorted(library.file_opt.items())).encode())  # how each file is compiled
     for path in sorted(library.sources) + sorted(library.directory.glob("*.h")):
         h.update(path.name.encode())

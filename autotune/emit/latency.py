@@ -250,6 +250,7 @@ def latency_key(library: Library, target: Target, seed: int) -> str:
     h = hashlib.sha256()
     h.update(toolchain.fingerprint(target).key().encode())
     h.update(f"latency:{seed}:{__version__}:{target.runner}:{target.cycle_model}".encode())
+    h.update(repr(sorted(library.file_opt.items())).encode())  # how each file is compiled
     for path in sorted(library.sources) + sorted(library.directory.glob("*.h")):
         h.update(path.name.encode())
         h.update(path.read_bytes())

@@ -190,3 +190,18 @@ def test_targets_lists_the_parts_as_json() -> None:
     assert rows["rp2040"]["caches"][0]["line"] == 8
     assert rows["stm32l4r5"]["boards"] == ["nucleo-l4r5zi"]
     assert "RM0432" in rows["stm32l4r5"]["reference"]
+
+
+def test_a_library_measured_on_one_part_is_not_reused_for_another(tmp_path: Path) -> None:
+    from autotune.emit.deploy import _verification_key
+    from autotune.emit.library import emit_library, quick_choices
+    from autotune.examples import quickstart_model
+    from autotune.model.tflite_import import parse_model
+
+    m4 = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(m4):
+        pytest.skip("arm-none-eabi-gcc not installed")
+    graph = parse_model(quickstart_model())
+    library = emit_library(graph, m4, tmp_path, quick_choices(graph, m4))
+    timed = apply_part(m4, plugins.get_part("stm32l4r5"))
+    assert _verification_key(library, m4, 0, 3) != _verification_key(library, timed, 0, 3)
