@@ -529,8 +529,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the result as JSON here")
     ap.add_argument("--show", type=int, default=20, help="failures to print")
     ap.add_argument("--progress", type=int, default=500, help="print counts every N mutants")
+    ap.add_argument(
+        "--reproduce",
+        type=int,
+        metavar="N",
+        help="write mutant N of this seed and model list to mutant-N.tflite and stop",
+    )
     args = ap.parse_args(argv)
     seeds = load_seeds(models_dir(args.models_dir), args.models, args.example)
+    if args.reproduce is not None:
+        rng = random.Random(args.seed)
+        for n in range(args.reproduce + 1):
+            raw, what = mutate(rng, seeds[n % len(seeds)])
+        path = Path(f"mutant-{args.reproduce}.tflite")
+        path.write_bytes(raw)
+        print(f"wrote {path} ({seeds[args.reproduce % len(seeds)].name}: {what})")
+        return 0
     json_path = Path(args.json) if args.json else None
     result = fuzz(
         seeds,

@@ -7,7 +7,7 @@ import numpy as np
 from autotune.errors import InputError, ModelError, UnsupportedOpError
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.reference import ops as _ops  # noqa: F401  (registers the kernels)
-from autotune.reference.registry import REGISTRY, OpContext
+from autotune.reference.registry import REGISTRY, OpContext, arity_problem
 
 
 def initial_state(graph: Graph) -> dict[int, np.ndarray]:
@@ -26,6 +26,9 @@ def unsupported_reason(graph: Graph, layer: Layer, state: dict[int, np.ndarray])
     spec = REGISTRY.get(layer.op)
     if spec is None:
         return ""
+    problem = arity_problem(layer)
+    if problem:
+        return problem
     if spec.check is not None:
         return spec.check(OpContext(graph, layer, state)) or None
     return None

@@ -77,3 +77,50 @@ def require_dtypes(*tensors: Tensor | None, allowed: tuple[str, ...] = ("int8",)
             kind = "float" if t.dtype.startswith("float") else t.dtype
             return f"{kind} tensor '{t.name}' ({t.dtype}); supported: {', '.join(allowed)}"
     return None
+
+
+# (fewest inputs, most inputs, outputs) of each op's layer, None where any count goes:
+# kernels unpack their arguments, so a layer with other counts never reaches one.
+ARITY: dict[str, tuple[int, int | None, int | None]] = {
+    "CONV_2D": (2, 3, 1),
+    "DEPTHWISE_CONV_2D": (2, 3, 1),
+    "FULLY_CONNECTED": (2, 3, 1),
+    "AVERAGE_POOL_2D": (1, 1, 1),
+    "MAX_POOL_2D": (1, 1, 1),
+    "ADD": (2, 2, 1),
+    "SUB": (2, 2, 1),
+    "MUL": (2, 2, 1),
+    "SOFTMAX": (1, 1, 1),
+    "LOGISTIC": (1, 1, 1),
+    "TANH": (1, 1, 1),
+    "QUANTIZE": (1, 1, 1),
+    "DEQUANTIZE": (1, 1, 1),
+    "RESHAPE": (1, 2, 1),
+    "TRANSPOSE": (2, 2, 1),
+    "PAD": (2, 2, 1),
+    "PADV2": (2, 3, 1),
+    "STRIDED_SLICE": (4, 4, 1),
+    "CONCATENATION": (1, None, 1),
+    "SPLIT": (2, 2, None),
+    "SPLIT_V": (3, 3, None),
+    "UNPACK": (1, 1, None),
+    "REVERSE_V2": (2, 2, 1),
+    "MEAN": (2, 2, 1),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (24, 24, 1),
+    "SHAPE": (1, 1, 1),
+    "PACK": (1, None, 1),
+    "READ_VARIABLE": (1, 1, 1),
+    "ASSIGN_VARIABLE": (2, 2, 0),
+}
+
+
+def arity_problem(layer: Layer) -> str | None:
+    """Why the layer's input or output count does not fit its op, if it does not."""
+    lo, hi, outs = ARITY.get(layer.op, (0, None, None))
+    n = len(layer.inputs)
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+        return f"takes {want} inputs, has {n}"
+    if outs is not None and len(layer.outputs) != outs:
+        return f"has {len(layer.outputs)} outputs, takes {outs}"
+    return None

@@ -145,7 +145,7 @@ def _conv(ctx: OpContext, depthwise: bool) -> KernelSpec:
     b = (
         np.zeros(out_c, np.int32)
         if bias is None or bias.data is None
-        else bias.data.astype(np.int32)
+        else bias.data.astype(np.int32).reshape(-1)
     )
     return KernelSpec(
         op=ctx.layer.op,
@@ -187,7 +187,7 @@ def _fully_connected(ctx: OpContext) -> KernelSpec:
     b = (
         np.zeros(units, np.int32)
         if bias is None or bias.data is None
-        else bias.data.astype(np.int32)
+        else bias.data.astype(np.int32).reshape(-1)
     )
     return KernelSpec(
         op="FULLY_CONNECTED",

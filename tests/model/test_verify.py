@@ -266,3 +266,50 @@ def test_each_rejection_is_one_line_on_the_cli(tmp_path) -> None:
     result = CliRunner().invoke(cli, ["inspect", str(path)], standalone_mode=False)
     assert isinstance(result.exception, ModelError)
     assert str(result.exception).count("\n") == 0
+
+
+def test_wrong_input_count_is_a_rejection_not_an_unpacking_error() -> None:
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 8), "int8", 0.1, 0)
+    y = b.tensor("y", (1, 4), "int8", 0.1, 0)
+    idx = [b.constant(n, np.array(v, np.int32)) for n, v in
+           (("begin", [0, 0]), ("end", [1, 4]), ("strides", [1, 1]), ("extra", [1, 1]))]  # fmt: skip
+    b.op("STRIDED_SLICE", [x, *idx], [y])
+    b.inputs(x)
+    b.outputs(y)
+    with pytest.raises(AutotuneError, match=r"op 0 \(STRIDED_SLICE\).*takes 4 inputs, has 5"):
+        Interpreter(parse_model(b.build()))
+
+
+def test_huge_dilation_is_bounded_before_the_reference_pads() -> None:
+    rng = np.random.default_rng(1)
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 8, 8, 64), "int8", 0.1, 0)
+    w = b.constant("w", rng.integers(-9, 9, (1, 3, 3, 64)).astype(np.int8), [0.1] * 64, 0, axis=3)
+    y = b.tensor("y", (1, 8, 8, 64), "int8", 0.1, 0)
+    b.op(
+        "DEPTHWISE_CONV_2D", [x, w], [y], padding="SAME", stride_h=1, stride_w=1,
+        depth_multiplier=1, dilation_h_factor=65536, dilation_w_factor=1,
+    )  # fmt: skip
+    b.inputs(x)
+    b.outputs(y)
+    with pytest.raises(AutotuneError, match=r"op 0 \(DEPTHWISE_CONV_2D\).*dilated 65536x1"):
+        Interpreter(parse_model(b.build()))
+
+
+def test_a_two_dimensional_bias_is_flattened_for_the_kernels(tmp_path) -> None:
+    from autotune.emit.library import emit_library
+    from autotune.platform import plugins
+
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 6), "int8", 0.5, 1)
+    w = b.constant("w", rng.integers(-127, 128, (4, 6)).astype(np.int8), 0.02, 0)
+    bias = b.constant("bias", np.arange(4, dtype=np.int32).reshape(1, 4), 0.01, 0)
+    y = b.tensor("y", (1, 4), "int8", 0.25, -3)
+    b.op("FULLY_CONNECTED", [x, w, bias], [y])
+    b.inputs(x)
+    b.outputs(y)
+    graph = parse_model(b.build())
+    Interpreter(graph).invoke([np.ones((1, 6), np.int8)])
+    emit_library(graph, plugins.get_target("cortex-m4"), tmp_path)

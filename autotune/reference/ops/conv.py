@@ -110,6 +110,12 @@ def check_window(ctx: OpContext, kh: int, kw: int, dilated: bool) -> str | None:
         )
     if y.size * kh * kw > MAX_WINDOW_WORK:
         return f"window {kh}x{kw} over {y.size:,} outputs is beyond autotune's bounds"
+    # The reference pads the input out to every tap's reach (a huge dilation would pad it
+    # to gigabytes; TFLM skips those taps instead).
+    reach_h = max((oh - 1) * steps["stride_h"] + (kh - 1) * dh + 1, x.shape[1])
+    reach_w = max((ow - 1) * steps["stride_w"] + (kw - 1) * dw + 1, x.shape[2])
+    if x.shape[0] * reach_h * reach_w * x.shape[3] > MAX_PATCH_ELEMENTS:
+        return f"window {kh}x{kw} dilated {dh}x{dw} reaches beyond autotune's bounds"
     return None
 
 
@@ -236,7 +242,7 @@ def conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
         acc[..., cout] = (patches @ kernel.T).reshape(batches, oh, ow, per_group)
     total = acc.astype(np.int64)
     if bias is not None:
-        total += bias.astype(np.int64)
+        total += bias.astype(np.int64).reshape(-1)
     mult, shift, lo, hi = requant_params(ctx, out_c)
     return [requantize(total, mult, shift, y.zero_point, lo, hi).astype(np.int8)]
 
@@ -265,6 +271,6 @@ def depthwise_conv2d(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.n
         acc += padded[:, rows, cols, :] * wi[0, ky, kx, :]
     total = acc.astype(np.int64)
     if bias is not None:
-        total += bias.astype(np.int64)
+        total += bias.astype(np.int64).reshape(-1)
     mult, shift, lo, hi = requant_params(ctx, out_c)
     return [requantize(total, mult, shift, y.zero_point, lo, hi).astype(np.int8)]

@@ -38,6 +38,8 @@ def check_fully_connected(ctx: OpContext) -> str | None:
     units, depth = w.shape
     if units < 1 or depth < 1:
         return f"weights of shape {list(w.shape)} are empty"
+    if bias is not None and bias.size != units:
+        return f"bias has {bias.size} values for {units} units"
     assert w.quant is not None
     if w.quant.per_channel and w.quant.scale.size != units:
         return f"weights have {w.quant.scale.size} scales for {units} units"
@@ -80,6 +82,6 @@ def fully_connected(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.nd
     # float64 is exact: |terms| < 2^16, so sums stay far below 2^53.
     acc = (rows @ weights.T).astype(np.int64)
     if bias is not None:
-        acc += bias.astype(np.int64)
+        acc += bias.astype(np.int64).reshape(-1)
     lo, hi = activation_range(ctx.options.get("fused_activation_function", "NONE"), y)
     return [requantize(acc, mult, shift, y.zero_point, lo, hi).astype(np.int8)]
