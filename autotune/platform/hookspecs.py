@@ -74,6 +74,16 @@ def register_kernels(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_ops(register: Callable[[Any], None]) -> None:
+    """Contribute ops: call ``register(op)`` once per TFLite builtin op this plugin brings.
+
+    ``op`` is an :class:`autotune.opdef.Op`: the reference kernel and its check, the
+    untuned C emitter and, for an op templates can tune, the spec builder. Its
+    templates are the kernels registered with ``op`` equal to its name.
+    """
+
+
+@hookspec
 def register_runners(register: Callable[[Any], None]) -> None:
     """Contribute runners: call ``register(runner)`` once per way of executing an ELF.
 

@@ -127,6 +127,7 @@ class _Registries:
     kernels: dict[str, Any] = field(default_factory=dict)  # name -> KernelTemplate
     isas: dict[str, IsaSupport] = field(default_factory=dict)
     cycle_models: dict[str, CycleModel] = field(default_factory=dict)
+    ops: dict[str, Any] = field(default_factory=dict)  # name -> autotune.opdef.Op
     owner: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
 
@@ -392,6 +393,7 @@ def _build() -> _Registries:
 
         return make
 
+    from autotune.opdef import Op, install
     from autotune.tune.template import KernelTemplate  # the kernel layer owns that contract
 
     _call_hook(pm, "register_targets", target_register)
@@ -403,6 +405,12 @@ def _build() -> _Registries:
     )
     _call_hook(pm, "register_runners", named_register("runner", reg.runners, Runner))
     _call_hook(pm, "register_kernels", named_register("kernel", reg.kernels, KernelTemplate))
+    _call_hook(pm, "register_ops", named_register("op", reg.ops, Op))
+    for name, op in reg.ops.items():
+        try:
+            install(op, f"plugin '{reg.owner['op', name]}'")
+        except AutotuneError as exc:
+            raise PluginError(str(exc)) from exc
     _state.registries = reg
     return reg
 
@@ -467,6 +475,12 @@ def get_kernel(name: str) -> Any:
     if name in kernels:
         return kernels[name]
     raise UnknownKernelError(name, list(kernels), _closest(name, kernels, {}))
+
+
+def get_ops() -> dict[str, Any]:
+    """Every op registered by a plugin (``register_ops``), by name; built-in ones from the
+    ops/ folder are in ``autotune.opdef.defined_ops()``."""
+    return dict(_build().ops)
 
 
 def get_isas() -> dict[str, IsaSupport]:

@@ -22,6 +22,7 @@ from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
 from autotune.model.stats import layer_macs
 from autotune.model.tflite_import import load_model
+from autotune.opdef import SPEC_BUILDERS
 from autotune.platform import plugins, toolchain
 from autotune.platform.parts import apply_part
 from autotune.platform.target import Target
@@ -33,7 +34,7 @@ from autotune.tune.search import (
     known_trials,
     ranked,
 )
-from autotune.tune.spec import TUNABLE_OPS, KernelSpec, build_spec
+from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import KernelTemplate
 from autotune.tune.variant import CheckSet, Evaluator
 
@@ -125,7 +126,7 @@ def _classify(graph: Graph, index: int) -> tuple[str, str]:
     reason = unsupported_reason(graph, layer, {})
     if reason is not None:
         return "unsupported", describe_unsupported([(layer.op, index, reason)])
-    if layer.op not in TUNABLE_OPS:
+    if layer.op not in SPEC_BUILDERS:
         return "not-tuned", "runs TFLM's reference semantics; no tuned template"
     return "tunable", ""
 

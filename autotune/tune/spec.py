@@ -16,18 +16,9 @@ from typing import Any
 import numpy as np
 
 from autotune.model.graph import Graph, Layer
+from autotune.opdef import SPEC_BUILDERS
 from autotune.reference import ops as _ops  # noqa: F401  (registers the reference kernels)
 from autotune.reference.registry import REGISTRY, OpContext
-
-TUNABLE_OPS = (
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "FULLY_CONNECTED",
-    "AVERAGE_POOL_2D",
-    "MAX_POOL_2D",
-    "ADD",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM",
-)
 
 
 @dataclass
@@ -346,24 +337,30 @@ def _lstm(ctx: OpContext) -> KernelSpec | None:
     )
 
 
+SPEC_BUILDERS.update(
+    {
+        "CONV_2D": lambda ctx: _conv(ctx, depthwise=False),
+        "DEPTHWISE_CONV_2D": lambda ctx: _conv(ctx, depthwise=True),
+        "FULLY_CONNECTED": _fully_connected,
+        "AVERAGE_POOL_2D": _pool,
+        "MAX_POOL_2D": _pool,
+        "ADD": _add,
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
+    }
+)
+
+
 def build_spec(graph: Graph, layer: Layer) -> KernelSpec | None:
-    """The KernelSpec of a tunable layer, or None for layers the tuner leaves to the reference."""
-    if layer.op not in TUNABLE_OPS:
+    """The KernelSpec of a tunable layer, or None for layers the tuner leaves to the reference.
+
+    The set of tunable ops is open: an op defined with a spec builder (autotune/opdef.py,
+    ``register_ops``) is tunable by the templates registered for it.
+    """
+    builder = SPEC_BUILDERS.get(layer.op)
+    if builder is None:
         return None
     ctx = OpContext(graph, layer)
     spec = REGISTRY.get(layer.op)
     if spec is None or (spec.check is not None and spec.check(ctx)):
         return None
-    if layer.op == "CONV_2D":
-        return _conv(ctx, depthwise=False)
-    if layer.op == "DEPTHWISE_CONV_2D":
-        return _conv(ctx, depthwise=True)
-    if layer.op == "FULLY_CONNECTED":
-        return _fully_connected(ctx)
-    if layer.op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        return _pool(ctx)
-    if layer.op == "ADD":
-        return _add(ctx)
-    if layer.op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
-        return _lstm(ctx)
-    return None
+    return builder(ctx)

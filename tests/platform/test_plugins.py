@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from autotune.errors import AutotuneError
+from autotune.opdef import Op, defined_ops
 from autotune.platform import hookspecs, plugins
 from autotune.platform.cycles.base import BlockCost, CycleModel, ModelInfo
 from autotune.platform.hookspecs import hookimpl
@@ -76,6 +77,9 @@ class TinyModel(CycleModel):
         return BlockCost(len(insns), len(insns))
 
 
+TINY_OP = Op("TINY_IDENTITY", kernel=lambda ctx, args: [args[0]], description="for tests")
+
+
 class TinyDot(KernelTemplate):
     name = "tiny-dot"
     op = "TINY"
@@ -122,6 +126,11 @@ class TinyPlugin:
         self.called.append("register_cycle_models")
         register(TinyModel())
 
+    @hookimpl
+    def register_ops(self, register: Callable[[Any], None]) -> None:
+        self.called.append("register_ops")
+        register(TINY_OP)
+
 
 def hookspec_names() -> list[str]:
     return sorted(
@@ -144,6 +153,8 @@ def test_every_hookspec_is_exercised_by_the_test_plugin() -> None:
     assert plugins.get_kernel("tiny-dot").name == "tiny-dot"
     assert plugins.isa_of(plugins.get_target("tiny")).elf_machine == "EM_TINY"
     assert plugins.get_cycle_model("tiny").name == "tiny v1"
+    assert plugins.get_ops()["TINY_IDENTITY"] is TINY_OP
+    assert defined_ops()["TINY_IDENTITY"] is TINY_OP  # installed for reference and emit
     assert plugins.metric_label(plugins.get_target("tiny")) == "instructions (exact)"
     assert sorted(set(plugin.called)) == hookspec_names()
     assert plugins.target_plugin("tiny") == "tiny"
@@ -237,6 +248,7 @@ def test_duplicate_runner_names_both_plugins() -> None:
         ("register_runners", TinyRunner, "class TinyRunner \\(register an instance\\)"),
         ("register_kernels", Named("k"), "not an instance of .*template.KernelTemplate"),
         ("register_isas", object(), "not an instance of .*isa.IsaSupport"),
+        ("register_ops", Named("o"), "not an instance of autotune.opdef.Op"),
         ("register_cycle_models", TinyModel, "class TinyModel.*cycles.base.CycleModel"),
         ("register_runners", type("Nameless", (TinyRunner,), {"name": ""})(), "non-empty"),
     ],
