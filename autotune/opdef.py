@@ -4,7 +4,7 @@ registry, its templates.
 
 An op defined here is installed into the tables each stage reads (the reference's
 kernels, emit's C generators, tune's spec builders), so adding an op is one module:
-built-in ops live in the ``ops/`` folder (``autotune.ops``, every public module's
+built-in ops live in ``autotune/ops/`` (every public module's
 ``OPS``); a plugin contributes more through the ``register_ops`` hook. The op's kernel
 templates are the registered templates whose ``op`` is its name.
 """
@@ -69,7 +69,7 @@ def defined_ops() -> dict[str, Op]:
 
 
 def install_builtin() -> None:
-    """Install the ``OPS`` of every public module of ``autotune.ops`` (the ops/ folder)."""
+    """Install the ``OPS`` of every public module of ``autotune.ops``."""
     package = importlib.import_module("autotune.ops")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

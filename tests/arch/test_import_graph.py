@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # Installed package name -> folder, as pyproject.toml's package-dir maps them.
 PACKAGES = {"autotune": ROOT / "autotune", "autotune.targets": ROOT / "targets",
-            "autotune.kernels": ROOT / "kernels", "autotune.ops": ROOT / "ops"}  # fmt: skip
+            "autotune.kernels": ROOT / "kernels"}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:

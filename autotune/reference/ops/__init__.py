@@ -1,5 +1,5 @@
 """Reference kernels. Importing this package registers every module in it, then the ops
-defined in one place each (the ops/ folder, see autotune/opdef.py)."""
+defined in one place each (autotune/ops/, see autotune/opdef.py)."""
 
 import importlib
 import pkgutil
