@@ -124,10 +124,10 @@ def benchmark_names(target: Target) -> list[str]:
     return [*names, CONV_BENCHMARK]
 
 
-def build_benchmarks(target: Target, work: Path) -> dict[str, Path]:
-    """Compile every benchmark for ``target`` into its own ELF (the conv layer included)."""
+def build_benchmarks(target: Target, work: Path, names: list[str] | None = None) -> dict[str, Path]:
+    """Compile every benchmark (or ``names``) for ``target`` into its own ELF."""
     elfs = {}
-    for name in benchmark_names(target):
+    for name in names or benchmark_names(target):
         out = work / name
         out.mkdir(parents=True, exist_ok=True)
         if name == CONV_BENCHMARK:
@@ -380,7 +380,11 @@ def model_predictor(
 
 
 def calibrate(
-    board: Any, target: Target, part_name: str, work: Path | None = None
+    board: Any,
+    target: Target,
+    part_name: str,
+    work: Path | None = None,
+    names: list[str] | None = None,
 ) -> tuple[dict[str, Any], Fit]:
     """Measure the benchmarks on ``board``, fit ``part_name``'s parameters, return the preset."""
     from autotune.platform import plugins
@@ -389,7 +393,7 @@ def calibrate(
     part = plugins.get_part(part_name)
     with tempfile.TemporaryDirectory(prefix="autotune-calibrate-") as tmp:
         root = Path(work or tmp)
-        elfs = build_benchmarks(target, root)
+        elfs = build_benchmarks(target, root, names)
         measured = measure(board, target, elfs)
         params = part_parameters(part)
         model = linearize(model_predictor(target, part.name, elfs, root), list(params))

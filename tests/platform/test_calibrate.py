@@ -21,11 +21,14 @@ from autotune.platform.calibrate import (
     Linear,
     benchmark_names,
     build_benchmarks,
+    calibrate,
     calibrated_preset,
     fit,
     linearize,
     measure,
 )
+from autotune.platform.runner import Runner, RunnerCapabilities
+from autotune.platform.target import Target
 from tests.cli.test_cli_basics import autotune
 
 RECORDING = Path(__file__).with_name("data") / "calibration_stm32l4r5_synthetic.json"
@@ -128,7 +131,10 @@ def test_benchmarks_build_and_run_where_they_apply(tmp_path: Path) -> None:
     cycles = measure(plugins.get_runner(m4.runner), m4, elfs)
     _, model, _ = recorded()
     # The recording was made from these benchmarks on this core model.
-    assert cycles == {b: int(v) for b, v in model.base.items()}
+    assert cycles == {b: int(v) for b, v in model.base.items()}, (
+        "the core model changed: regenerate the recording "
+        "(python tests/platform/data/make_calibration_recording.py)"
+    )
     assert np.all(np.array(list(cycles.values())) > 1000)
 
 
@@ -140,3 +146,52 @@ def test_calibrate_names_what_is_missing(tmp_path: Path) -> None:
     else:
         done = autotune("calibrate", "--part", "no-such-part", cwd=tmp_path)
         assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+class _ModelBoard(Runner):
+    """A stand-in board: the part's own timing model with known parameters."""
+
+    name = "model-board"
+    capabilities = RunnerCapabilities(executes=True, counts_cycles=True)
+
+    def __init__(self, timed: Target) -> None:
+        self.timed = timed
+
+    def run(self, elf_path, target, inputs=None, outputs=None, budget=50_000_000, profile=False):
+        return plugins.get_runner(self.timed.runner).run(
+            elf_path, self.timed, inputs, outputs, budget
+        )
+
+
+@pytest.mark.toolchain
+def test_calibration_finds_a_parts_parameters_and_the_preset_loads(tmp_path: Path) -> None:
+    parts = pytest.importorskip("autotune.platform.parts")
+    target = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(target):
+        pytest.skip("no arm toolchain")
+    truth = tmp_path / "truth.json"
+    truth.write_text(
+        json.dumps(
+            {
+                "base": "stm32l4r5",
+                "name": "truth",
+                "caches": {"art-i": {"miss_penalty": 9}, "art-d": {"miss_penalty": 12}},
+            }
+        )
+    )
+    board = _ModelBoard(parts.apply_part(target, parts.load_part_file(truth, plugins.get_parts())))
+    names = [n for n in benchmark_names(target) if n != "tuned_conv"]  # keeps the test short
+    preset, fitted = calibrate(board, target, "stm32l4r5", tmp_path / "work", names)
+    assert fitted.values == {"caches.art-i.miss_penalty": 9, "caches.art-d.miss_penalty": 12}
+    assert max(abs(e) for e in fitted.errors.values()) < 1e-3
+    # Every flash access of this part goes through a cache: its wait states are not
+    # constrained by any benchmark, and the preset keeps the built-in value.
+    assert fitted.unconstrained == ["memories.flash.wait_states"]
+    built_in = plugins.get_part("stm32l4r5")
+    assert preset["memories"]["flash"]["wait_states"] == built_in.memory("flash").wait_states
+    written = tmp_path / "cal.json"
+    written.write_text(json.dumps(preset))
+    loaded = parts.load_part_file(written, plugins.get_parts())
+    assert loaded.cache("art-i").miss_penalty == 9 and loaded.cache("art-d").miss_penalty == 12
+    assert loaded.name == preset["name"] and loaded.version == built_in.version + 1
+    assert preset["name"] in parts.apply_part(target, loaded).cycle_model
