@@ -110,6 +110,13 @@ ARITY: dict[str, tuple[int, int | None, int | None]] = {
     "SHAPE": (1, 1, 1),
     "PACK": (1, None, 1),
     "READ_VARIABLE": (1, 1, 1),
+    "RELU": (1, 1, 1),
+    "RELU6": (1, 1, 1),
+    "HARD_SWISH": (1, 1, 1),
+    "MAXIMUM": (2, 2, 1),
+    "MINIMUM": (2, 2, 1),
+    "SQUEEZE": (1, 1, 1),
+    "EXPAND_DIMS": (1, 2, 1),
     "ASSIGN_VARIABLE": (2, 2, 0),
 }
 

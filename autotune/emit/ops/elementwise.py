@@ -1,4 +1,4 @@
-"""ADD, SUB and MUL in C, with numpy-style broadcasting.
+"""ADD, SUB, MUL, MAXIMUM and MINIMUM in C, with numpy-style broadcasting.
 
 Same-shape ADD normally goes to the tuned `add` template; this emitter is the
 general form (any broadcast, SUB, MUL, and ADD wherever no template applies). The
@@ -34,15 +34,20 @@ def broadcast_strides(t: Tensor, shape: tuple[int, ...]) -> list[int]:
     return [0 if n == 1 else s for n, s in zip(padded, strides, strict=True)]
 
 
-@op_emitter("ADD", "SUB", "MUL")
+@op_emitter("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")
 def binary(graph: Graph, layer: Layer, function: str) -> LayerCode:
     ctx = checked_context(graph, layer)
     a, b, y = ctx.input(0), ctx.input(1), ctx.output(0)
     assert a is not None and b is not None
     ops = operands(graph, layer)
     act = ctx.options.get("fused_activation_function", "NONE")
+    if y.dtype != "int8":  # MAXIMUM and MINIMUM also take other types; C here is int8
+        raise UnsupportedOpError(graph.path, layer.op, layer.index, f"no C for {y.dtype}")
     act_min, act_max = activation_range(act, y)
-    if layer.op == "MUL":
+    params: dict[str, int] = {}
+    if layer.op in ("MAXIMUM", "MINIMUM"):
+        pass
+    elif layer.op == "MUL":
         multiplier, shift = mul_multiplier(a, b, y)
         params = {
             "input1_offset": -a.zero_point,

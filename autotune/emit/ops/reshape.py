@@ -1,4 +1,4 @@
-"""RESHAPE (and SQUEEZE/EXPAND_DIMS-like reshapes): the same bytes under another shape."""
+"""RESHAPE, SQUEEZE and EXPAND_DIMS: the same bytes under another shape."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from autotune.emit.layer_code import LayerCode, layer_io, op_emitter
 from autotune.model.graph import Graph, Layer
 
 
-@op_emitter("RESHAPE")
+@op_emitter("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 def reshape(graph: Graph, layer: Layer, function: str) -> LayerCode:
     inputs, outputs, _ = layer_io(graph, layer)
     # The shape operand (when it is an activation) is not data the output depends on.

@@ -1,4 +1,4 @@
-"""Data-movement ops: PAD, PADV2, RESHAPE, TRANSPOSE, CONCATENATION, STRIDED_SLICE,
+"""Data-movement ops: PAD, PADV2, RESHAPE (SQUEEZE, EXPAND_DIMS), TRANSPOSE, CONCATENATION, STRIDED_SLICE,
 SPLIT, SPLIT_V, UNPACK and REVERSE_V2.
 
 None of them changes a value: TFLM copies int8 data raw (CONCATENATION does not
@@ -102,6 +102,12 @@ def reshape(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x = args[0]
     assert x is not None
     return [x.reshape(ctx.output(0).shape)]
+
+
+# SQUEEZE and EXPAND_DIMS only drop or add axes of extent one: the same bytes under the
+# output's (static) shape, as RESHAPE.
+reference_op("SQUEEZE", check=check_reshape)(reshape)
+reference_op("EXPAND_DIMS", check=check_reshape)(reshape)
 
 
 def check_transpose(ctx: OpContext) -> str | None:
