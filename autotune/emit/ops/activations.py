@@ -1,4 +1,4 @@
-"""C for SOFTMAX, LOGISTIC, TANH, RELU, RELU6 and HARD_SWISH, bit-exact with the reference.
+"""C for SOFTMAX, LOGISTIC and TANH, bit-exact with autotune.reference.ops.activations.
 
 int8 LOGISTIC and TANH are a pure function of one int8 value, so the reference
 itself evaluates all 256 inputs at generation time and the C is one table lookup
@@ -30,8 +30,7 @@ from autotune.reference.ops.activations import (
     softmax_params,
     softmax_uniform_value,
 )
-from autotune.reference.ops.pointwise import UNARY_TABLE_OPS, unary_table
-from autotune.reference.registry import REGISTRY, Check, OpContext
+from autotune.reference.registry import Check, OpContext
 
 # Rows whose exps can sum past int32 in Q12.19 (2^31 / 2^19 = 4096 values at the
 # maximum) wrap in TFLM's int32 adds and leave the reciprocal undefined.
@@ -184,32 +183,4 @@ def _uniform_softmax(
     )
     return LayerCode(
         function, source, inputs, outputs, description="uniform (input scale below range)"
-    )
-
-
-@op_emitter(*UNARY_TABLE_OPS)
-def unary_table_op(graph: Graph, layer: Layer, function: str) -> LayerCode:
-    """RELU, RELU6 and HARD_SWISH: one int8 in, one int8 out, so a table the reference fills."""
-    check = REGISTRY[layer.op].check
-    assert check is not None
-    ctx = checked(graph, layer, check)
-    x, y = ctx.input(0), ctx.output(0)
-    assert x is not None
-    inputs, outputs, _ = layer_io(graph, layer)
-    values = {
-        "fn": function,
-        "size": x.size,
-        "op": layer.op,
-        "table": c_array("int8_t", "table", unary_table(ctx)),
-        "ctype": "int8_t",
-    }
-    lines = ["int8: a 256-entry table computed by the reference (index: input + 128)."]
-    source = render_op("ops/activation.c.j2", graph, layer, lines, **values)
-    return LayerCode(
-        function,
-        source,
-        inputs,
-        outputs,
-        inplace=[(layer.inputs[0], y.index)],
-        description="int8 table",
     )

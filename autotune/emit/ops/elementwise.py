@@ -1,4 +1,5 @@
-"""ADD, SUB, MUL, MAXIMUM and MINIMUM in C, with numpy-style broadcasting.
+"""ADD, SUB and MUL in C, with numpy-style broadcasting (MAXIMUM and MINIMUM, defined in
+autotune/ops/pointwise.py, use the same loops).
 
 Same-shape ADD normally goes to the tuned `add` template; this emitter is the
 general form (any broadcast, SUB, MUL, and ADD wherever no template applies). The
@@ -34,7 +35,7 @@ def broadcast_strides(t: Tensor, shape: tuple[int, ...]) -> list[int]:
     return [0 if n == 1 else s for n, s in zip(padded, strides, strict=True)]
 
 
-@op_emitter("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")
+@op_emitter("ADD", "SUB", "MUL")
 def binary(graph: Graph, layer: Layer, function: str) -> LayerCode:
     ctx = checked_context(graph, layer)
     a, b, y = ctx.input(0), ctx.input(1), ctx.output(0)

@@ -6,22 +6,26 @@ point; RELU6 does not requantize at all (TFLM clamps the raw input between its z
 point and 6.0 on the input's scale); HARD_SWISH is TFLite's 16-bit fixed-point
 x * relu6(x + 3) / 6; MAXIMUM and MINIMUM compare raw values with broadcasting. Every
 unary op here is a pure function of one int8 value, so the C is a 256-entry table the
-reference computes (`unary_table`).
+reference computes (`emit_table`); MAXIMUM and MINIMUM share ADD's broadcasting loops.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from autotune.model.graph import Tensor
+from autotune import __version__
+from autotune.codegen import c_array, environment
+from autotune.emit.layer_code import LayerCode, layer_io
+from autotune.emit.ops.elementwise import binary
+from autotune.errors import UnsupportedOpError
+from autotune.model.graph import Graph, Layer, Tensor
+from autotune.opdef import Op
 from autotune.reference.fixedpoint import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     tflite_round,
 )
-from autotune.reference.registry import REGISTRY, OpContext, reference_op, require_dtypes
-
-UNARY_TABLE_OPS = ("RELU", "RELU6", "HARD_SWISH")
+from autotune.reference.registry import OpContext, require_dtypes
 
 
 def _check_unary(ctx: OpContext) -> str | None:
@@ -48,7 +52,6 @@ def relu_params(x: Tensor, y: Tensor) -> tuple[int, int, int, int]:
     return multiplier, shift, max(-128, zero), 127
 
 
-@reference_op("RELU", check=_check_unary)
 def relu(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, (x_t, y) = args[0], (ctx.input(0), ctx.output(0))
     assert x is not None and x_t is not None
@@ -65,7 +68,6 @@ def relu6_bounds(x: Tensor) -> tuple[int, int]:
     return x.zero_point, int(np.clip(six, -128, 127))
 
 
-@reference_op("RELU6", check=_check_unary)
 def relu6(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, x_t = args[0], ctx.input(0)
     assert x is not None and x_t is not None
@@ -149,20 +151,48 @@ def check_hard_swish(ctx: OpContext) -> str | None:
     return None
 
 
-@reference_op("HARD_SWISH", check=check_hard_swish)
 def hard_swish(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x, x_t = args[0], ctx.input(0)
     assert x is not None and x_t is not None
     return [hard_swish_int8(x, x_t, ctx.output(0))]
 
 
-def unary_table(ctx: OpContext) -> np.ndarray:
-    """The op of every int8 input value -128..127 (index: input + 128), for generated C."""
-    x_t = ctx.input(0)
-    assert x_t is not None
-    values = np.arange(-128, 128, dtype=np.int64).astype(np.int8)
-    (out,) = REGISTRY[ctx.layer.op].kernel(ctx, [values])
-    return out
+def emit_table(graph: Graph, layer: Layer, function: str) -> LayerCode:
+    """RELU, RELU6 and HARD_SWISH in C: one int8 in, one int8 out, so a 256-entry table
+    (index: input + 128) that the reference kernel fills."""
+    kernel, check = _UNARY[layer.op]
+    ctx = OpContext(graph, layer)
+    reason = check(ctx)
+    if reason:
+        raise UnsupportedOpError(graph.path, layer.op, layer.index, reason)
+    x, y = ctx.input(0), ctx.output(0)
+    assert x is not None
+    (table,) = kernel(ctx, [np.arange(-128, 128, dtype=np.int64).astype(np.int8)])
+    inputs, outputs, _ = layer_io(graph, layer)
+    header = [
+        f"Layer {layer.index}: {layer.op}",
+        f"{x.size} int8 values; a 256-entry table computed by the reference (index: input + 128).",
+    ]
+    source = (
+        environment()
+        .get_template("ops/activation.c.j2")
+        .render(
+            version=__version__,
+            header=header,
+            fn=function,
+            size=x.size,
+            op=layer.op,
+            table=c_array("int8_t", "table", table),
+        )
+    )
+    return LayerCode(
+        function,
+        source,
+        inputs,
+        outputs,
+        inplace=[(layer.inputs[0], y.index)],
+        description="int8 table",
+    )
 
 
 # --- MAXIMUM / MINIMUM ------------------------------------------------------------------
@@ -186,15 +216,34 @@ def check_max_min(ctx: OpContext) -> str | None:
     return None
 
 
-@reference_op("MAXIMUM", check=check_max_min)
 def maximum(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     a, b = args
     assert a is not None and b is not None
     return [np.maximum(a, b)]
 
 
-@reference_op("MINIMUM", check=check_max_min)
 def minimum(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     a, b = args
     assert a is not None and b is not None
     return [np.minimum(a, b)]
+
+
+_UNARY = {
+    "RELU": (relu, _check_unary),
+    "RELU6": (relu6, _check_unary),
+    "HARD_SWISH": (hard_swish, check_hard_swish),
+}
+
+OPS = [
+    Op("RELU", relu, _check_unary, emitter=emit_table, description="int8 ReLU (requantizes)"),
+    Op("RELU6", relu6, _check_unary, emitter=emit_table, description="int8 ReLU6 (raw clamp)"),
+    Op(
+        "HARD_SWISH",
+        hard_swish,
+        check_hard_swish,
+        emitter=emit_table,
+        description="int8 hard swish (16-bit fixed point)",
+    ),
+    Op("MAXIMUM", maximum, check_max_min, emitter=binary, description="raw maximum"),
+    Op("MINIMUM", minimum, check_max_min, emitter=binary, description="raw minimum"),
+]
