@@ -21,6 +21,8 @@ from autotune.errors import describe_unsupported
 from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
 from autotune.reference.executor import unsupported_layers
+from autotune.tune.front import OBJECTIVES, Budget, parse_bytes
+from autotune.tune.model_choice import part_budget
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
 from autotune.tune.report import write_outputs
 from autotune.tune.search import Outcome
@@ -56,6 +58,21 @@ class ProgressEvents(Events):
             self.bars.remove_task(task)
         if self.overall is not None:
             self.bars.advance(self.overall)
+
+
+def _budget(flash: str | None, ram: str | None, objective: str, cycles: float | None) -> Budget:
+    try:
+        budget = Budget(
+            flash=None if flash is None else parse_bytes(flash),
+            ram=None if ram is None else parse_bytes(ram),
+            cycles=cycles,
+            objective=objective,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if objective != "cycles" and cycles is None:
+        raise click.BadParameter(f"--objective {objective} needs --cycle-budget")
+    return budget
 
 
 @click.command("tune")
@@ -146,6 +163,32 @@ class ProgressEvents(Events):
     help="Per layer, keep variants whose code + constants are at most RATIO x the baseline's "
     "(1.0: no more flash than the reference loop).",
 )
+@click.option(
+    "--flash-budget",
+    metavar="BYTES",
+    help="Flash the whole library may use (bytes, KiB or MiB: 43000, 42KiB); the fastest mix "
+    "of variants within it is chosen exactly. With --part and no budget given: half the "
+    "part's flash and RAM (the rest is the application's).",
+)
+@click.option(
+    "--ram-budget",
+    metavar="BYTES",
+    help="RAM the library may use: arena (activations + scratch) + state.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVES),
+    default="cycles",
+    show_default=True,
+    help="What to minimize: cycles within the flash/RAM budgets, or flash or RAM within "
+    "--cycle-budget.",
+)
+@click.option(
+    "--cycle-budget",
+    type=click.FloatRange(0, min_open=True),
+    metavar="CYCLES",
+    help="With --objective flash|ram: the tuned layers' cycles may not exceed this.",
+)
 def command(
     model: str,
     target: str | None,
@@ -164,6 +207,10 @@ def command(
     flash_limit: float | None,
     runner: str | None,
     remote: str | None,
+    flash_budget: str | None,
+    ram_budget: str | None,
+    objective: str,
+    cycle_budget: float | None,
 ) -> None:
     """Tune MODEL's layers for a target; write kernels/, report.md and report.json to --out."""
     if remote:
@@ -176,8 +223,11 @@ def command(
     if target is None:
         target = plugins.get_part(part).core if part else "cortex-m4"
         target = "cortex-m4" if target == "*" else target
+    budget = _budget(flash_budget, ram_budget, objective, cycle_budget)
+    if part and flash_budget is None and ram_budget is None and objective == "cycles":
+        budget = part_budget(plugins.get_part(part))
     options = TuneOptions(
-        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part
+        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget
     )
     console = Console(stderr=True)
     with Progress(

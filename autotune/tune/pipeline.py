@@ -27,12 +27,20 @@ from autotune.platform import plugins, toolchain
 from autotune.platform.parts import apply_part
 from autotune.platform.target import Target
 from autotune.reference.executor import unsupported_reason
+from autotune.tune.front import Budget, InfeasibleBudget
+from autotune.tune.model_choice import (
+    LayerInput,
+    Layout,
+    Measure,
+    ModelChoice,
+    choose_model,
+    layer_input,
+)
 from autotune.tune.search import (
     Outcome,
     StudyContext,
     WorkloadSearch,
-    known_trials,
-    ranked,
+    flash_bytes,
 )
 from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import KernelTemplate
@@ -51,6 +59,7 @@ class TuneOptions:
     flash_limit: float | None = None  # x the baseline's code + constants, per layer
     runner: str | None = None  # measure with this runner instead of the target's default
     part: str | None = None  # time on this part's memory system (name, board or .json preset)
+    budget: Budget = field(default_factory=Budget)  # whole-model flash / RAM / cycle budget
 
 
 def resolve_target(options: TuneOptions) -> Target:
@@ -91,6 +100,7 @@ class ModelRun:
     metric: str
     layers: list[LayerResult] = field(default_factory=list)
     measured: int = 0
+    choice: ModelChoice | None = None
 
 
 class Events:
@@ -200,13 +210,10 @@ def tune_model(
 
     db = ResultsDB(options.db_url)
     with tempfile.TemporaryDirectory(prefix="autotune-verify-") as work:
-        for result in run.layers:
-            if result.spec is None:
-                continue
-            outcome = outcomes[result.spec.workload_key()]
-            _choose(result, outcome, graph, target, ctx, db, Path(work), options)
-            if result.spec.layer_index != specs[result.spec.workload_key()].layer_index:
-                result.cache_hit = result.cache_hit and not result.verified_now
+        try:
+            run.choice = _choose_all(run, outcomes, db, Path(work), options)
+        except InfeasibleBudget as exc:
+            raise InfeasibleBudget(f"{model_path}: {exc}") from None
     return run
 
 
@@ -291,51 +298,92 @@ def _search_in_process(
     return _search_worker(spec, target_name, checks, options, _Q())
 
 
-def _choose(
-    result: LayerResult,
-    outcome: Outcome,
-    graph: Graph,
-    target: Target,
-    ctx: StudyContext,
+def _choose_all(
+    run: ModelRun,
+    outcomes: dict[str, Outcome],
     db: ResultsDB,
     work: Path,
     options: TuneOptions,
-) -> None:
-    """The best trial that is bit-exact with this layer's own values (verified once, cached)."""
-    spec = result.spec
-    assert spec is not None
-    result.baseline = outcome.baseline
-    templates = {t.name: t for t in templates_for(spec.op) if t.applies(spec, target)}
-    candidates = ranked(known_trials(db, spec, list(templates.values()), ctx), options.flash_limit)
-    values = spec.values_hash()
-    runner = plugins.get_runner(target.runner)
-    if not runner.capabilities.executes:
-        result.best = candidates[0] if candidates else None
-        result.note = f"{target.name} cannot be executed here: ranked by code size, not verified"
-        return
-    evaluator: Evaluator | None = None
-    for trial in candidates:
+) -> ModelChoice | None:
+    """One variant per tuned layer: the fastest mix within the budget whose every pick is
+    bit-exact with its layer's own values (verified once, cached)."""
+    graph, target, ctx = run.graph, run.target, run.context
+    inputs: list[LayerInput] = []
+    by_index: dict[int, LayerResult] = {}
+    for result in run.layers:
+        if result.spec is None:
+            continue
+        spec = result.spec
+        by_index[result.index] = result
+        result.baseline = outcomes[spec.workload_key()].baseline
+        templates = {t.name: t for t in templates_for(spec.op) if t.applies(spec, target)}
+        inputs.append(layer_input(result.index, spec, templates, db, ctx, options.flash_limit))
+    if not inputs:
+        return None
+    executes = plugins.get_runner(target.runner).capabilities.executes
+    evaluators: dict[int, Evaluator] = {}
+    checked: set[int] = set()
+
+    def verify(layer: LayerInput, trial: Trial) -> str | None:
+        if not executes:
+            return None
+        values = layer.spec.values_hash()
         if db.is_verified(trial, values):
-            result.best, result.bit_exact = trial, True
-            result.cache_hit = outcome.measured == 0
-            return
-        if evaluator is None:
-            checks = CheckSet.for_layer(graph, spec.layer_index, options.seed)
-            evaluator = Evaluator(
-                spec,
+            return None
+        if layer.index not in evaluators:
+            checks = CheckSet.for_layer(graph, layer.index, options.seed)
+            evaluators[layer.index] = Evaluator(
+                layer.spec,
                 target,
                 checks,
-                work / f"layer{spec.layer_index}",
-                runner,
+                work / f"layer{layer.index}",
+                plugins.get_runner(target.runner),
             )
-        m = evaluator.evaluate(templates[trial.template], json.loads(trial.params))
-        result.verified_now = True
+        checked.add(layer.index)
+        m = evaluators[layer.index].evaluate(
+            layer.templates[trial.template], json.loads(trial.params)
+        )
         if m.ok:
             db.mark_verified(trial, values)
-            result.best, result.bit_exact = trial, True
-            return
-        result.note = (
-            f"variant {trial.template} {trial.params} failed on this layer's values: {m.reason}"
-        )
-    result.status = "not-tuned"
-    result.note = result.note or "no variant verified bit-exact for this layer"
+            return None
+        return m.reason or m.status
+
+    layout: Layout | None = None
+    measure: Measure | None = None
+    budget = options.budget
+    if budget.flash is not None or budget.ram is not None:
+        from autotune.emit.footprint import baseline_layout, build_footprint
+        from autotune.emit.library import Choice, baseline_choices
+
+        base = baseline_choices(graph, target)
+        base_flash = {
+            layer.index: flash_bytes(layer.baseline) for layer in inputs if layer.baseline
+        }
+        layout = baseline_layout(graph, target, base, base_flash)
+
+        def measure_picks(picks: dict[int, Trial]) -> Any:
+            choices = {i: Choice(t.template, json.loads(t.params)) for i, t in picks.items()}
+            return build_footprint(graph, target, choices)
+
+        measure = measure_picks
+
+    choice = choose_model(inputs, target, budget, verify, layout, measure)
+    for layer in inputs:
+        result = by_index[layer.index]
+        result.verified_now = layer.index in checked
+        best = choice.picks.get(layer.index)
+        if best is None:
+            result.status = "not-tuned"
+            result.note = "no variant verified bit-exact for this layer"
+            continue
+        result.best, result.bit_exact = best, executes
+        outcome = outcomes[layer.spec.workload_key()]
+        result.cache_hit = outcome.measured == 0 and not result.verified_now
+        why = [r for r in choice.rejected if r.layer == layer.index]
+        if why:
+            result.note = "; ".join(f"rejected {r.template} {r.params}: {r.reason}" for r in why)
+        if not executes:
+            result.note = (
+                f"{target.name} cannot be executed here: ranked by code size, not verified"
+            )
+    return choice

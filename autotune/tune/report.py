@@ -9,6 +9,7 @@ from typing import Any
 
 from autotune import __version__
 from autotune.db import Trial
+from autotune.tune.model_choice import write_front_plot
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
 
@@ -114,6 +115,12 @@ def write_outputs(
             path.write_text(rendered.source)
             source = str(path.relative_to(out_dir))
         layers.append(layer_json(r, source))
+    selection = None
+    if run.choice is not None:
+        selection = run.choice.as_json()
+        title = f"{Path(run.graph.path).name} on {run.target.name}"
+        plot = write_front_plot(run.choice, out_dir / "front.png", run.metric, title)
+        selection["plot"] = plot.name if plot else None
     report = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "autotune", "version": __version__},
@@ -128,6 +135,7 @@ def write_outputs(
         "measured_variants": run.measured,
         "layers": layers,
         "totals": totals(layers),
+        "selection": selection,
         "deployment": deployment,
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -225,6 +233,8 @@ def markdown(report: dict[str, Any]) -> str:
             "semantics) on a seeded random input, all -128 and all 127. Baseline = the plain "
             "reference-style loop compiled with the same toolchain.",
         ]
+    if report.get("selection"):
+        lines += selection_markdown(report["selection"], report["metric"])
     if report.get("deployment"):
         lines += deployment_markdown(report["deployment"], report["layers"])
         if report["deployment"].get("latency"):
@@ -280,6 +290,46 @@ def latency_markdown(lat: dict[str, Any]) -> list[str]:
             "",
             "Crafted inputs (each layer cut out and run alone): " + "; ".join(crafted) + ".",
         ]
+    return lines
+
+
+def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
+    """The whole-model choice: budgets, where it sits on the front, what was rejected."""
+    lines = ["", "## The choice of variants", ""]
+    budgets = [
+        f"{label} {_n(sel[key])}{unit}"
+        for key, label, unit in (
+            ("flash_budget", "flash", " B"),
+            ("ram_budget", "RAM", " B"),
+            ("cycle_budget", "cycles", ""),
+        )
+        if sel[key] is not None
+    ]
+    lines.append(
+        f"- minimizes **{sel['objective']}**"
+        + (f" within {', '.join(budgets)}" if budgets else " (no budget)")
+        + f": tuned layers {_n(sel['cycles'])} {metric} (baseline {_n(sel['baseline_cycles'])}, "
+        f"fastest verified mix {_n(sel['fastest_cycles'])})"
+    )
+    if sel["flash"] is not None:
+        lines.append(
+            f"- the chosen library, built: flash {_n(sel['flash'])} B, arena + state "
+            f"{_n(sel['ram'])} B (baseline library flash {_n(sel['baseline_flash'])} B)"
+        )
+    if sel["front"]:
+        lines.append(
+            f"- the model's front has {len(sel['front'])} points, from "
+            f"{_n(sel['front'][0]['flash'])} B / {_n(sel['front'][0]['cycles'])} cycles to "
+            f"{_n(sel['front'][-1]['flash'])} B / {_n(sel['front'][-1]['cycles'])} cycles"
+            + (f" (plot: `{sel['plot']}`)" if sel.get("plot") else "")
+        )
+    for text in sel["forced"]:
+        lines.append(f"- {text}")
+    for r in sel["rejected"]:
+        lines.append(
+            f"- layer {r['layer']}: {r['template']} {r['params']} rejected (not bit-exact on "
+            f"this layer's values: {r['reason']}); the next best was checked"
+        )
     return lines
 
 

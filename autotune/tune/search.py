@@ -2,6 +2,11 @@
 
 The baseline (the plain reference-style loop) is enqueued first, so a result is
 never worse than it; every template's suggested points follow, taken in turn; then TPE explores.
+The study has two objectives, cycles and flash (code + constants): a variant that
+is slower but smaller is worth measuring, because the whole-model choice under a
+flash budget (tune/front.py) picks from each workload's Pareto front, not only its
+fastest end. TPE's multi-objective mode ranks trials by non-domination, so it
+proposes points near the whole front.
 Every measured trial goes to the results DB at once. A study replays the points
 already in the DB from their stored results instead of measuring them again, so an
 interrupted search resumes and makes the same choice as an uninterrupted one.
@@ -227,7 +232,8 @@ class WorkloadSearch:
         # DB from their stored results instead of measuring them, so the sequence of points
         # (and the choice) is a function of the seed, never of where earlier runs stopped.
         study = optuna.create_study(
-            direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed)
+            directions=["minimize", "minimize"],
+            sampler=optuna.samplers.TPESampler(seed=self.seed),
         )
         base_name, base = self.baseline_point()
         study.enqueue_trial(self._flat(base_name, base), skip_if_exists=True)
@@ -244,7 +250,7 @@ class WorkloadSearch:
                 trial.study.stop()
         deadline = None if timeout is None else time.monotonic() + timeout
 
-        def objective(trial: optuna.Trial) -> float:
+        def objective(trial: optuna.Trial) -> tuple[float, float]:
             name = trial.suggest_categorical("template", list(self.templates))
             space = self.spaces[name]
             point = {
@@ -264,7 +270,7 @@ class WorkloadSearch:
                 value = eligible_value(hit, flash_cap(known, self.flash_limit))
                 if value is None:
                     raise optuna.TrialPruned(hit.reason or "over the flash limit")
-                return value
+                return value, float(flash_bytes(hit))
             try:
                 trial_row = self._measure(name, point, base_name, base)
             finally:
@@ -280,7 +286,7 @@ class WorkloadSearch:
                 progress(len(evaluated), budget, state["best"])
             if value is None:
                 raise optuna.TrialPruned(trial_row.reason or "over the flash limit")
-            return value
+            return value, float(flash_bytes(trial_row))
 
         def stop_when_late(study: optuna.Study, _t: optuna.trial.FrozenTrial) -> None:
             if deadline is not None and time.monotonic() > deadline:

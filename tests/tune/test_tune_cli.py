@@ -135,6 +135,30 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def test_flash_budget_is_met_by_the_library_that_ships(example: Path, tmp_path: Path) -> None:
+    """Too small a budget is one line naming the least flash and RAM; a budget the
+    search can meet gives a library whose built flash is within it, run bit-exact."""
+    need_toolchain("cortex-m4")
+    low, _ = tune(example, "cortex-m4", tmp_path, "--flash-budget", "1KiB")
+    line = one_line_error(low)
+    assert low.returncode == 2
+    assert "flash budget 1,024 B cannot be met: the smallest library needs" in line
+    smallest = int(line.split("needs ")[1].split(" B")[0].replace(",", ""))
+    budget = smallest + 1500
+    ok, report = tune(example, "cortex-m4", tmp_path, "--flash-budget", str(budget))
+    assert ok.returncode == 0, ok.stderr
+    sel = report["selection"]
+    assert sel["flash_budget"] == budget and sel["flash"] <= budget
+    dep = report["deployment"]
+    # The same library; the deployment's ELF also holds the harness's I/O buffers for
+    # its check calls (their alignment may move .data by a few bytes).
+    assert abs(dep["flash"]["total"] - dep["ram"]["io_buffers"] - sel["flash"]) <= 16
+    assert report["deployment"]["bit_exact"]
+    assert sel["cycles"] <= sel["baseline_cycles"]
+    assert [p["flash"] for p in sel["front"]] == sorted(p["flash"] for p in sel["front"])
+    assert (tmp_path / "out-cortex-m4" / sel["plot"]).is_file()
+
+
 def test_unknown_target(example: Path, tmp_path: Path) -> None:
     line = one_line_error(autotune(str(example), "--target", "cortex-m44", cwd=tmp_path))
     assert "cortex-m44" in line and "cortex-m4" in line and "rv32imc" in line

@@ -1,0 +1,47 @@
+"""What a library occupies, from a build that is not run: flash from the ELF (harness
+startup included, the caller's I/O buffers not), arena from the plan. The whole-model choice under a budget uses it twice: on the baseline
+library (what the tuned layers' variants sit next to) and on the chosen library
+(whether what ships fits)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from autotune.emit.library import Choice, Library, emit_library
+from autotune.emit.verify import build_for_target
+from autotune.model.graph import Graph
+from autotune.platform.elf import read_elf
+from autotune.platform.target import Target
+from autotune.tune.model_choice import Footprint, Layout
+
+
+def build_footprint(graph: Graph, target: Target, choices: dict[int, Choice]) -> Footprint:
+    lib, flash = _build(graph, target, choices)
+    return Footprint(flash=flash, ram=lib.plan.arena_bytes + lib.state_bytes)
+
+
+def _build(graph: Graph, target: Target, choices: dict[int, Choice]) -> tuple[Library, int]:
+    with tempfile.TemporaryDirectory(prefix="autotune-size-") as work:
+        lib = emit_library(graph, target, Path(work) / "model", choices)
+        build = build_for_target(lib, graph, target, 1)
+        image = read_elf(build.elf)
+        # The harness's input and output buffers sit in .data (patched by the runner):
+        # they are the caller's memory, not the library's.
+        io = sum(s.size for s in image.symbol_sizes() if s.name.startswith(("at_in", "at_out")))
+        return lib, image.sizes.flash - io
+
+
+def baseline_layout(
+    graph: Graph, target: Target, baseline: dict[int, Choice], baseline_flash: dict[int, int]
+) -> Layout:
+    """Flash outside the tuned layers (the baseline library less its tuned layers' own
+    variants), state, and the activations alive while each layer runs."""
+    lib, flash = _build(graph, target, baseline)
+    plan = lib.plan
+    live = {}
+    activations = [b for b in plan.buffers if not b.name.startswith("scratch")]
+    for layer in graph.layers:
+        live[layer.index] = sum(b.size for b in activations if b.first <= layer.index <= b.last)
+    fixed = flash - sum(baseline_flash.values())
+    return Layout(fixed_flash=fixed, fixed_ram=lib.state_bytes, live=live)

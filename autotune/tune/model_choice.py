@@ -1,0 +1,350 @@
+"""The whole model's variants: one per tuned layer, the fastest mix within the budgets.
+
+Every bit-exact trial of a layer's workload is an option (cycles, flash = code +
+constants, RAM = the scratch it adds to the arena). front.choose() picks the exact
+optimum; each pick is then verified with the layer's own values (weights,
+requantization). A pick that fails is rejected with its reason and the choice is
+made again without it, so a layer falls back to its next-best variant, down to
+the baseline. With a flash or RAM budget the chosen library is emitted and built
+once more and its real flash and arena are checked against the budget: the
+per-variant figures are measured on the variant alone, the budget is on what ships.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotune.db import ResultsDB, Trial
+from autotune.platform.target import Target
+from autotune.tune.front import Budget, InfeasibleBudget, LayerChoices, Option, choose, model_front
+from autotune.tune.search import StudyContext, flash_bytes, flash_cap, known_trials, objective_value
+from autotune.tune.spec import KernelSpec
+from autotune.tune.template import KernelTemplate
+
+ALIGN = 16  # the planner's alignment of arena buffers
+MAX_ROUNDS = 4  # re-choices after the built library missed the budget
+
+
+@dataclass
+class Rejection:
+    """A variant that was chosen for a layer and did not ship, and why."""
+
+    layer: int
+    template: str
+    params: str
+    reason: str
+
+
+@dataclass
+class Footprint:
+    """What a library needs, read from its build: flash of the ELF, arena + state."""
+
+    flash: int
+    ram: int
+
+
+@dataclass
+class ModelChoice:
+    """The outcome: the trial per layer, the model's front and what was rejected."""
+
+    picks: dict[int, Trial]
+    budget: Budget
+    cycles: float  # sum over the tuned layers of their chosen variants
+    estimated_flash: int  # fixed part + the picks' flash (the front's axis)
+    flash: int | None  # the built library's flash (with a budget), else None
+    ram: int | None
+    baseline_cycles: float
+    baseline_flash: int | None
+    fastest_cycles: float  # every layer at its fastest verified variant, no budget
+    front: list[tuple[float, int]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    forced: list[str] = field(default_factory=list)  # layers the budget held below their best
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "objective": self.budget.objective,
+            "flash_budget": self.budget.flash,
+            "ram_budget": self.budget.ram,
+            "cycle_budget": self.budget.cycles,
+            "cycles": self.cycles,
+            "estimated_flash": self.estimated_flash,
+            "flash": self.flash,
+            "ram": self.ram,
+            "baseline_cycles": self.baseline_cycles,
+            "baseline_flash": self.baseline_flash,
+            "fastest_cycles": self.fastest_cycles,
+            "front": [{"cycles": c, "flash": f} for c, f in self.front],
+            "rejected": [dataclasses.asdict(r) for r in self.rejected],
+            "forced": self.forced,
+        }
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass
+class LayerInput:
+    """One tuned layer as the choice sees it."""
+
+    index: int
+    spec: KernelSpec
+    templates: dict[str, KernelTemplate]
+    trials: list[Trial]  # bit-exact on the workload, within --flash-limit
+    baseline: Trial | None
+    fastest: float | None = None  # the fastest bit-exact trial, --flash-limit or not
+
+
+def layer_input(
+    index: int,
+    spec: KernelSpec,
+    templates: dict[str, KernelTemplate],
+    db: ResultsDB,
+    ctx: StudyContext,
+    flash_limit: float | None,
+) -> LayerInput:
+    known = known_trials(db, spec, list(templates.values()), ctx)
+    cap = flash_cap(known, flash_limit)
+    ok = [
+        t
+        for t in known.values()
+        if t.status == "ok"
+        and objective_value(t) is not None
+        and (cap is None or t.is_baseline or flash_bytes(t) <= cap)
+    ]
+    ok.sort(key=lambda t: (objective_value(t), flash_bytes(t), t.id))
+    baseline = next((t for t in ok if t.is_baseline), None)
+    every = [objective_value(t) for t in known.values() if t.status == "ok"]
+    fastest = min((v for v in every if v is not None), default=None)
+    return LayerInput(index, spec, templates, ok, baseline, fastest)
+
+
+def _option(layer: LayerInput, trial: Trial, target: Target) -> Option:
+    template = layer.templates[trial.template]
+    scratch = template.scratch_bytes(layer.spec, target, json.loads(trial.params))
+    return Option(
+        cycles=float(objective_value(trial) or 0),
+        flash=flash_bytes(trial),
+        ram=_align(scratch) if scratch else 0,
+        ref=trial,
+        baseline=trial.is_baseline,
+    )
+
+
+def part_budget(part: Any) -> Budget:
+    """What a part leaves the model by default: half its flash and half the RAM its data
+    may be placed in (the other half is the application's)."""
+    memories = {m.name: m for m in part.memories}
+    flash = sum(m.size for m in part.memories if m.kind == "flash")
+    data = [memories[n] for n in part.placement.get("data", ()) if n in memories]
+    ram = sum(m.size for m in data) or sum(
+        m.size for m in part.memories if m.kind in ("sram", "tcm")
+    )
+    return Budget(flash=flash // 2 or None, ram=ram // 2 or None)
+
+
+Verify = Callable[[LayerInput, Trial], str | None]  # None: bit-exact, else why not
+Measure = Callable[[dict[int, Trial]], Footprint]  # builds the library of these picks
+
+
+@dataclass
+class Layout:
+    """The library around the tuned layers: fixed flash and RAM, activations per layer."""
+
+    fixed_flash: int
+    fixed_ram: int
+    live: dict[int, int]
+
+
+def choose_model(
+    layers: list[LayerInput],
+    target: Target,
+    budget: Budget,
+    verify: Verify,
+    layout: Layout | None = None,
+    measure: Measure | None = None,
+) -> ModelChoice:
+    """The optimum under the budget whose every pick is bit-exact on its layer."""
+    rejected: list[Rejection] = []
+    excluded: set[tuple[int, int]] = set()
+    fixed_flash = layout.fixed_flash if layout else 0
+    fixed_ram = layout.fixed_ram if layout else 0
+    live = layout.live if layout else {}
+    effective = dataclasses.replace(budget)
+    live_layers = [layer for layer in layers if layer.trials]
+    verified: set[tuple[int, int]] = set()
+    footprint: Footprint | None = None
+    for _round in range(MAX_ROUNDS + 1):
+        while True:
+            choices = [
+                LayerChoices(
+                    f"layer {layer.index}",
+                    [
+                        _option(layer, t, target)
+                        for t in layer.trials
+                        if (layer.index, t.id) not in excluded
+                    ],
+                    live.get(layer.index, 0),
+                )
+                for layer in live_layers
+            ]
+            empty = [c for c, layer in zip(choices, live_layers, strict=True) if not c.options]
+            if empty:
+                # Not even the baseline is bit-exact here: the library keeps TFLM's loop.
+                gone = {id(c) for c in empty}
+                live_layers = [
+                    layer
+                    for c, layer in zip(choices, live_layers, strict=True)
+                    if id(c) not in gone
+                ]
+                continue
+            selection = choose(choices, effective, fixed_flash, fixed_ram)
+            failed = False
+            for layer, option in zip(live_layers, selection.picks, strict=True):
+                trial: Trial = option.ref
+                if (layer.index, trial.id) in verified:
+                    continue
+                reason = verify(layer, trial)
+                if reason is None:
+                    verified.add((layer.index, trial.id))
+                    continue
+                rejected.append(Rejection(layer.index, trial.template, trial.params, reason))
+                excluded.add((layer.index, trial.id))
+                failed = True
+            if not failed:
+                break
+        picks = {
+            layer.index: option.ref
+            for layer, option in zip(live_layers, selection.picks, strict=True)
+        }
+        if measure is None or (budget.flash is None and budget.ram is None):
+            break
+        footprint = measure(picks)
+        over_flash = (
+            footprint.flash - effective.flash
+            if budget.flash is not None and effective.flash is not None
+            else 0
+        )
+        over_ram = footprint.ram - budget.ram if budget.ram is not None else 0
+        if footprint.flash <= (budget.flash or footprint.flash) and footprint.ram <= (
+            budget.ram or footprint.ram
+        ):
+            break
+        # The estimate was short of what the build needs: tighten by the difference.
+        if budget.flash is not None and footprint.flash > budget.flash:
+            effective.flash = (effective.flash or budget.flash) - max(1, over_flash)
+        if budget.ram is not None and footprint.ram > budget.ram:
+            effective.ram = (effective.ram or budget.ram) - max(1, over_ram)
+    else:
+        assert footprint is not None
+        raise InfeasibleBudget(
+            f"the budget cannot be met: the closest library built needs {footprint.flash:,} B "
+            f"of flash and {footprint.ram:,} B of RAM"
+        )
+
+    baseline_cycles = sum(
+        float(objective_value(layer.baseline) or 0) for layer in live_layers if layer.baseline
+    )
+    fastest = {
+        layer.index: min(
+            (
+                float(objective_value(t) or 0)
+                for t in layer.trials
+                if (layer.index, t.id) not in excluded
+            ),
+            default=0.0,
+        )
+        for layer in live_layers
+    }
+    unverified_fastest = {
+        layer.index: min(fastest[layer.index], layer.fastest or fastest[layer.index])
+        for layer in live_layers
+    }
+    forced = []
+    for layer in live_layers:
+        t = picks[layer.index]
+        cost = float(objective_value(t) or 0) - unverified_fastest[layer.index]
+        if cost > 0:
+            what = "the baseline" if t.is_baseline else f"{t.template} {t.params}"
+            forced.append(
+                f"layer {layer.index} runs {what} within the budget and flash limit: "
+                f"+{cost:,.0f} cycles against its fastest variant"
+            )
+    baseline_flash = None
+    if layout is not None:
+        baseline_flash = fixed_flash + sum(
+            flash_bytes(layer.baseline) for layer in live_layers if layer.baseline
+        )
+    front = model_front(
+        choices, fixed_flash, None if budget.ram is None else budget.ram - fixed_ram
+    )
+    return ModelChoice(
+        picks=picks,
+        budget=budget,
+        cycles=selection.cycles,
+        estimated_flash=selection.flash,
+        flash=footprint.flash if footprint else None,
+        ram=footprint.ram if footprint else None,
+        baseline_cycles=baseline_cycles,
+        baseline_flash=baseline_flash,
+        fastest_cycles=sum(fastest.values()),
+        front=front,
+        rejected=rejected,
+        forced=forced,
+    )
+
+
+def write_front_plot(choice: ModelChoice, path: Path, metric: str, title: str) -> Path | None:
+    """The model's front (cycles against flash) with the chosen point and the baseline."""
+    if not choice.front:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    flash = [f for _, f in choice.front]
+    cycles = [c for c, _ in choice.front]
+    ax.step(flash, cycles, where="post", color="#888", linewidth=0.8)
+    ax.scatter(flash, cycles, s=10, color="#1f77b4", label="front (tuned layers)")
+    ax.scatter(
+        [choice.estimated_flash],
+        [choice.cycles],
+        s=80,
+        marker="*",
+        color="#d62728",
+        label="chosen",
+        zorder=3,
+    )
+    if choice.baseline_flash is not None:
+        ax.scatter(
+            [choice.baseline_flash],
+            [choice.baseline_cycles],
+            s=40,
+            marker="s",
+            color="#2ca02c",
+            label="baseline",
+        )
+    if choice.budget.flash is not None:
+        ax.axvline(
+            choice.budget.flash,
+            color="#d62728",
+            linestyle="--",
+            linewidth=0.8,
+            label="flash budget",
+        )
+    ax.set_xlabel("flash, bytes (library estimate: fixed part + variants)")
+    ax.set_ylabel(f"{metric}, tuned layers")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
