@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB, Trial
+from autotune.emit.planner import ALIGN
 from autotune.platform.target import Target
 from autotune.tune.front import Budget, InfeasibleBudget, LayerChoices, Option, choose, model_front
 from autotune.tune.search import StudyContext, flash_bytes, flash_cap, known_trials, objective_value
 from autotune.tune.spec import KernelSpec
 from autotune.tune.template import KernelTemplate
 
-ALIGN = 16  # the planner's alignment of arena buffers
 MAX_ROUNDS = 4  # re-choices after the built library missed the budget
 
 
@@ -84,10 +84,6 @@ class ModelChoice:
         }
 
 
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
 @dataclass
 class LayerInput:
     """One tuned layer as the choice sees it."""
@@ -130,7 +126,7 @@ def _option(layer: LayerInput, trial: Trial, target: Target) -> Option:
     return Option(
         cycles=float(objective_value(trial) or 0),
         flash=flash_bytes(trial),
-        ram=_align(scratch) if scratch else 0,
+        ram=-(-scratch // ALIGN) * ALIGN,  # as the planner places it
         ref=trial,
         baseline=trial.is_baseline,
     )
@@ -313,24 +309,13 @@ def write_front_plot(choice: ModelChoice, path: Path, metric: str, title: str) -
     cycles = [c for c, _ in choice.front]
     ax.step(flash, cycles, where="post", color="#888", linewidth=0.8)
     ax.scatter(flash, cycles, s=10, color="#1f77b4", label="front (tuned layers)")
-    ax.scatter(
-        [choice.estimated_flash],
-        [choice.cycles],
-        s=80,
-        marker="*",
-        color="#d62728",
-        label="chosen",
-        zorder=3,
-    )
+    marks = [(choice.estimated_flash, choice.cycles, "*", "#d62728", "chosen", 80)]
     if choice.baseline_flash is not None:
-        ax.scatter(
-            [choice.baseline_flash],
-            [choice.baseline_cycles],
-            s=40,
-            marker="s",
-            color="#2ca02c",
-            label="baseline",
+        marks.append(
+            (choice.baseline_flash, choice.baseline_cycles, "s", "#2ca02c", "baseline", 40)
         )
+    for x, y, marker, color, label, size in marks:
+        ax.scatter([x], [y], s=size, marker=marker, color=color, label=label, zorder=3)
     if choice.budget.flash is not None:
         ax.axvline(
             choice.budget.flash,
