@@ -1,13 +1,14 @@
-"""What a library occupies, from a build that is not run: flash from the ELF (harness
-startup included, the caller's I/O buffers not), arena from the plan. The whole-model choice under a budget uses it twice: on the baseline
-library (what the tuned layers' variants sit next to) and on the chosen library
-(whether what ships fits)."""
+"""What a library occupies, from a build that is not run: its own flash from the ELF
+(the harness apart, as the deployment reports it), arena from the plan. The
+whole-model choice under a budget uses it twice: on the baseline library (what the
+tuned layers' variants sit next to) and on the chosen library (whether it fits)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+from autotune.emit.deploy import _harness_flash
 from autotune.emit.library import Choice, Library, emit_library
 from autotune.emit.verify import build_for_target
 from autotune.model.graph import Graph
@@ -26,10 +27,9 @@ def _build(graph: Graph, target: Target, choices: dict[int, Choice]) -> tuple[Li
         lib = emit_library(graph, target, Path(work) / "model", choices)
         build = build_for_target(lib, graph, target, 1)
         image = read_elf(build.elf)
-        # The harness's input and output buffers sit in .data (patched by the runner):
-        # they are the caller's memory, not the library's.
-        io = sum(s.size for s in image.symbol_sizes() if s.name.startswith(("at_in", "at_out")))
-        return lib, image.sizes.flash - io
+        # The library's own flash, as the deployment reports it: the harness apart.
+        harness = _harness_flash(image, build.objects[len(lib.sources) :])
+        return lib, image.sizes.flash - sum(harness.values())
 
 
 def baseline_layout(

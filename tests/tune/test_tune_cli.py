@@ -149,10 +149,9 @@ def test_flash_budget_is_met_by_the_library_that_ships(example: Path, tmp_path: 
     assert ok.returncode == 0, ok.stderr
     sel = report["selection"]
     assert sel["flash_budget"] == budget and sel["flash"] <= budget
-    dep = report["deployment"]
-    # The same library; the deployment's ELF also holds the harness's I/O buffers for
-    # its check calls (their alignment may move .data by a few bytes).
-    assert abs(dep["flash"]["total"] - dep["ram"]["io_buffers"] - sel["flash"]) <= 16
+    # What ships is what fits: the deployment's ELF holds the harness's I/O buffers for
+    # all its check calls, whose alignment padding (no symbol's) moves by a few bytes.
+    assert abs(report["deployment"]["flash"]["total"] - sel["flash"]) <= 16
     assert report["deployment"]["bit_exact"]
     assert sel["cycles"] <= sel["baseline_cycles"]
     assert [p["flash"] for p in sel["front"]] == sorted(p["flash"] for p in sel["front"])
