@@ -116,6 +116,10 @@ ARITY: dict[str, tuple[int, int | None, int | None]] = {
     "MAXIMUM": (2, 2, 1),
     "MINIMUM": (2, 2, 1),
     "SQUEEZE": (1, 1, 1),
+    "RESIZE_NEAREST_NEIGHBOR": (2, 2, 1),
+    "DEPTH_TO_SPACE": (1, 1, 1),
+    "SPACE_TO_DEPTH": (1, 1, 1),
+    "GATHER": (2, 2, 1),
     "EXPAND_DIMS": (1, 2, 1),
     "ASSIGN_VARIABLE": (2, 2, 0),
 }
