@@ -18,8 +18,8 @@ space (``resource.setrlimit``), drives what the commands do before anything is c
 
 Outcomes: ``ok`` (every step ran), ``rejected`` (an AutotuneError: one line, exit 2 or 3
 from the CLI), ``internal`` (any other exception: exit 70, a bug), ``memory`` (the child
-hit the memory limit), ``hang`` (a mutant took over ``--timeout`` seconds; the child is
-killed and replaced) and ``crash`` (the child died). Anything but ok and rejected is a
+hit the memory limit), ``hang`` (a mutant used over ``--timeout`` CPU seconds, or the
+child stopped answering and was killed and replaced) and ``crash`` (the child died). Anything but ok and rejected is a
 failure: the counts are printed, each failure's first line is shown, and the exit status is 1.
 """
 
@@ -355,14 +355,28 @@ def run_steps(raw: bytes, name: str, seed: int) -> tuple[str, str, str]:
         return "internal", step, f"{type(exc).__name__}: {str(exc)[:200]} at {where}"
 
 
-def _child(conn: Connection, memory_mb: int) -> None:
+class CpuTimeUp(BaseException):
+    """Raised in the child when a mutant has used its CPU seconds (outside `except Exception`)."""
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _child(conn: Connection, memory_mb: int, timeout: float) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import signal
     import warnings
 
     import numpy as np
 
+    def time_up(_signum: int, _frame: Any) -> None:
+        raise CpuTimeUp
+
+    signal.signal(signal.SIGPROF, time_up)
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     from autotune.platform import plugins
@@ -377,20 +391,28 @@ def _child(conn: Connection, memory_mb: int) -> None:
         if job is None:
             return
         raw, name, seed = job
-        start = time.monotonic()
-        outcome = run_steps(raw, name, seed)
+        start = _cpu_seconds()
+        # The limit is CPU time (ITIMER_PROF), so that a loaded machine does not turn a
+        # slow mutant into a "hang"; the parent still kills a child that stops answering.
+        signal.setitimer(signal.ITIMER_PROF, timeout)
+        try:
+            outcome = run_steps(raw, name, seed)
+        except CpuTimeUp:
+            outcome = ("hang", "", f"over {timeout:g} s of CPU time")
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        conn.send((*outcome, time.monotonic() - start, rss_mb))
+        conn.send((*outcome, _cpu_seconds() - start, rss_mb))
 
 
 class Worker:
     """A long-lived child with an address-space limit; replaced after a hang or a crash."""
 
-    def __init__(self, memory_mb: int) -> None:
+    def __init__(self, memory_mb: int, timeout: float) -> None:
         self.memory_mb = memory_mb
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_child, args=(child, memory_mb), daemon=True)
+        self.proc = ctx.Process(target=_child, args=(child, memory_mb, timeout), daemon=True)
         self.proc.start()
         child.close()
         if not self.conn.poll(120):
@@ -399,8 +421,9 @@ class Worker:
 
     def run(self, raw: bytes, name: str, seed: int, timeout: float) -> tuple[Any, ...]:
         self.conn.send((raw, name, seed))
-        if not self.conn.poll(timeout):
-            return ("hang", "", f"no answer after {timeout:g} s", timeout, 0.0)
+        wall = max(30 * timeout, 300.0)  # CPU time is the limit; this catches a stuck child
+        if not self.conn.poll(wall):
+            return ("hang", "", f"no answer after {wall:g} s of wall time", timeout, 0.0)
         try:
             return self.conn.recv()
         except (EOFError, OSError):
@@ -461,14 +484,14 @@ def fuzz(
             "counts": {k: counts.get(k, 0) for k in ("ok", "rejected", "unpackable", *FAILURES)},
             "rejected_at": dict(sorted(rejections.items())),
             "per_model": {k: dict(v) for k, v in per_model.items()},
-            "slowest_s": round(slowest, 3),
+            "slowest_cpu_s": round(slowest, 3),
             "max_child_rss_mb": round(max_rss, 1),
             "seconds": round(elapsed, 1),
             "mutants_per_s": round(done / elapsed, 2) if elapsed else None,
             "failures": failures,
         }
 
-    worker = Worker(memory_mb)
+    worker = Worker(memory_mb, timeout)
     done_in_worker = 0
     try:
         for n in range(mutants):
@@ -498,7 +521,7 @@ def fuzz(
                     )
                 if outcome in ("hang", "crash", "memory") or done_in_worker >= recycle:
                     worker.stop()
-                    worker = Worker(memory_mb)
+                    worker = Worker(memory_mb, timeout)
                     done_in_worker = 0
             if progress_every and (n + 1) % progress_every == 0:
                 partial = summary(n + 1)
@@ -524,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--example", action="store_true", help="also mutate the bundled quick-start model"
     )
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per mutant")
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per mutant")
     ap.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the child")
     ap.add_argument("--json", help="write the result as JSON here")
     ap.add_argument("--show", type=int, default=20, help="failures to print")
@@ -563,7 +586,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['seconds']} s ({result['mutants_per_s']}/s): "
         + ", ".join(f"{k} {v}" for k, v in c.items())
     )
-    print(f"slowest mutant {result['slowest_s']} s; largest child {result['max_child_rss_mb']} MB")
+    print(
+        f"slowest mutant {result['slowest_cpu_s']} CPU s; "
+        f"largest child {result['max_child_rss_mb']} MB"
+    )
     for f in result["failures"][: args.show]:
         print(
             f"  {f['outcome']} #{f['mutant']} {f['model']} [{f['mutation']}] {f['step']}: {f['detail']}"
