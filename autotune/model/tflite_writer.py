@@ -36,6 +36,7 @@ _OPTIONS_NAME = {
     "LSTM": "LSTMOptions",
     "PACK": "PackOptions",
     "DEQUANTIZE": "DequantizeOptions",
+    "BATCH_MATMUL": "BatchMatMulOptions",
 }
 _ENUM_VALUES = {field: {name: code for code, name in m.items()} for field, m in ENUM_FIELDS.items()}
 

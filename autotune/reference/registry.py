@@ -120,6 +120,7 @@ ARITY: dict[str, tuple[int, int | None, int | None]] = {
     "DEPTH_TO_SPACE": (1, 1, 1),
     "SPACE_TO_DEPTH": (1, 1, 1),
     "GATHER": (2, 2, 1),
+    "BATCH_MATMUL": (2, 2, 1),
     "EXPAND_DIMS": (1, 2, 1),
     "ASSIGN_VARIABLE": (2, 2, 0),
 }
