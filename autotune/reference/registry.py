@@ -121,6 +121,7 @@ ARITY: dict[str, tuple[int, int | None, int | None]] = {
     "SPACE_TO_DEPTH": (1, 1, 1),
     "GATHER": (2, 2, 1),
     "BATCH_MATMUL": (2, 2, 1),
+    "TRANSPOSE_CONV": (3, 4, 1),
     "EXPAND_DIMS": (1, 2, 1),
     "ASSIGN_VARIABLE": (2, 2, 0),
 }
