@@ -49,7 +49,11 @@ def command(
     if reason:
         raise click.UsageError(f"runner {runner}: {reason}")
     click.echo(f"calibrating {part.name} ({target.name}) on runner {runner}", err=True)
-    preset, fitted = calibrate(board, target, part.name)
+
+    def progress(name: str, cycles: int) -> None:
+        click.echo(f"  {name}: {cycles:,} {board.metric_label(target)}", err=True)
+
+    preset, fitted = calibrate(board, target, part.name, report=progress)
     out = out_path or Path(f"{part.name}-calibrated.json")
     out.write_text(json.dumps(preset, indent=2) + "\n")
     for name, row in preset["fit"]["benchmarks"].items():

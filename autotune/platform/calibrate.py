@@ -172,8 +172,14 @@ def _conv_elf(target: Target, out: Path) -> Path:
     return build_for_target(library, graph, target, 1).elf
 
 
-def measure(runner: Any, target: Target, elfs: Mapping[str, Path]) -> dict[str, int]:
-    """Each benchmark's cycles on ``runner`` (a board: ``cycles (board, DWT)``)."""
+def measure(
+    runner: Any,
+    target: Target,
+    elfs: Mapping[str, Path],
+    report: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Each benchmark's cycles on ``runner`` (a board: ``cycles (board, DWT)``);
+    ``report(name, cycles)`` after each one (progress)."""
     out = {}
     for name, elf in elfs.items():
         run = runner.run(elf, target, budget=200_000_000)
@@ -181,6 +187,8 @@ def measure(runner: Any, target: Target, elfs: Mapping[str, Path]) -> dict[str, 
             why = run.extra.get("cycles_note", "the runner counted no cycles")
             raise CalibrationError(f"benchmark {name}: {why}; calibration needs a cycle count")
         out[name] = int(run.cycles)
+        if report is not None:
+            report(name, out[name])
     return out
 
 
@@ -385,6 +393,7 @@ def calibrate(
     part_name: str,
     work: Path | None = None,
     names: list[str] | None = None,
+    report: Callable[[str, int], None] | None = None,
 ) -> tuple[dict[str, Any], Fit]:
     """Measure the benchmarks on ``board``, fit ``part_name``'s parameters, return the preset."""
     from autotune.platform import plugins
@@ -394,7 +403,7 @@ def calibrate(
     with tempfile.TemporaryDirectory(prefix="autotune-calibrate-") as tmp:
         root = Path(work or tmp)
         elfs = build_benchmarks(target, root, names)
-        measured = measure(board, target, elfs)
+        measured = measure(board, target, elfs, report)
         params = part_parameters(part)
         model = linearize(model_predictor(target, part.name, elfs, root), list(params))
     fitted = fit(measured, model)

@@ -290,3 +290,16 @@ def test_cli_tunes_through_the_gdb_runner(remote: str, m4, tmp_path: Path) -> No
     dep = report["deployment"]
     assert dep["bit_exact"] and dep["cycles"] is None and "latency" not in dep
     assert "counted neither cycles nor instructions" in (out / "report.md").read_text()
+
+
+@pytest.mark.toolchain
+def test_calibrate_on_qemu_says_no_cycles_were_counted(remote: str, m4, tmp_path: Path) -> None:
+    pytest.importorskip("autotune.platform.parts")
+    from tests.cli.test_cli_basics import autotune
+
+    done = autotune("calibrate", "--part", "stm32l4r5", "--remote", remote, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("autotune: error: benchmark sram_loads: ")
+    assert "did not count" in last and "calibration needs a cycle count" in last
+    assert not list(tmp_path.glob("*.json"))  # nothing written without a measurement
