@@ -4,6 +4,13 @@ All three share conv2d.c.j2 and its register-blocked dot products. Weights are
 re-laid-out here, at generation time: interleaved by output-channel block, and on
 DSP cores pre-expanded to the int16 pairs that SMLAD consumes, so the inner loop
 only loads and multiplies.
+
+The compact fast 1x1 path keeps int8 weights (no more flash than the reference
+loop's) and widens them in the loop with SXTB16; each pixel's inputs are widened
+once into scratch (int16 pairs, reused by every output channel), the 2x2 block's
+dot product is one inline-assembly loop (13 registers: gcc spills it in C), and the
+fused requantization of depthwise_requant.j2 applies where this layer's values
+keep it exact, its per-channel values next to the bias in one table.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune.kernels.depthwise import FastRequant, fast_requant, requant_expr
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
@@ -75,8 +83,17 @@ def _divisors(n: int, options: tuple[int, ...] = (1, 2, 4, 8)) -> list[int]:
 class _ConvBase(KernelTemplate):
     op = "CONV_2D"
     main_file = "conv2d.c.j2"
-    files = ("dot_block.j2",)
+    files = ("dot_block.j2", "depthwise_requant.j2", "depthwise.py")
     modes: tuple[str, ...] = ()
+
+    def fast(self, spec: KernelSpec) -> FastRequant | str:
+        """The fused requantization of 2 * acc, where this layer's values keep it exact."""
+        rows = np.abs(spec.consts["weights"].astype(np.int64).reshape(spec.dims["out_c"], -1))
+        bias = np.abs(spec.consts["bias"].astype(np.int64))
+        bound = int(np.max(bias + (abs(spec.scalars["input_offset"]) + 128) * rows.sum(axis=1)))
+        return fast_requant(
+            spec.consts["mult"], spec.consts["shift"], spec.scalars["output_offset"], bound
+        )
 
     def patch_len(self, spec: KernelSpec) -> int:
         d = spec.dims
@@ -99,6 +116,23 @@ class _ConvBase(KernelTemplate):
             "DSP path: weights as int16 pairs (faster) or int8 (half the flash)",
         )
         s.add("opt", OPT_LEVELS, "-O2", "compiler optimization level")
+        widen = [False, True] if target.has("dsp") and self.modes == ("pointwise",) else [False]
+        s.add(
+            "widen",
+            widen,
+            False,
+            "DSP path: each pixel's inputs split to int16 pairs once, in scratch, and "
+            "reused by every output channel",
+        )
+
+        s.add("requant", ["ref", "fast"], "ref", "TFLM's requantization, or the fused one")
+        s.add(
+            "asm",
+            [False, True] if widen != [False] else [False],
+            False,
+            "widened DSP path: the dot product as one inline-assembly loop (gcc spills it)",
+        )
+        fast = self.fast(spec)
 
         # Arm cores have 13 usable registers, RV32 has 31: RISC-V can hold a 4x4 block.
         max_acc = 16 if target.family == "riscv" else 8
@@ -121,6 +155,24 @@ class _ConvBase(KernelTemplate):
                 return f"unroll {p['unroll']} does not divide the patch length {k}"
             if p["wbytes"] == 1 and p["simd"] != "dsp":
                 return "int8 weights only change the DSP path"
+            if p["widen"] and (p["simd"] != "dsp" or k // 4 == 0):
+                return "widened inputs feed the DSP path"
+            if p["asm"] and not (
+                p["widen"]
+                and p["wbytes"] == 1
+                and k % 4 == 0
+                and (k // 4) % p["unroll"] == 0
+                and p["block_px"] * p["block_oc"] + 2 * p["block_px"] <= 8
+            ):
+                return (
+                    "the assembly loop takes widened inputs, int8 weights, K a multiple of 4 "
+                    "and at most 8 accumulator and input registers"
+                )
+            if p["requant"] == "fast":
+                if isinstance(fast, str):
+                    return f"requant=fast is not exact for this layer: {fast}"
+                if p["mode"] == "direct":
+                    return "the direct loop keeps TFLM's requantization"
             if p["block_px"] * p["block_oc"] > max_acc:
                 return f"more than {max_acc} accumulators spill registers on {target.name}"
             return None
@@ -147,7 +199,34 @@ class _ConvBase(KernelTemplate):
                 }
                 if space.check(point) is None:
                     points.append(point)
-        return points[:3]
+        points = points[:3]
+        if target.has("dsp"):
+            # Compact ends of the front: int8 weights widened in the loop (half the flash),
+            # and for 1x1, inputs widened once per pixel pair with 2x2 blocks (what fits
+            # in the registers).
+            for point in list(points[:2]):
+                small = {**point, "wbytes": 1, "unroll": 1}
+                if space.check(small) is None and small not in points:
+                    points.append(small)
+            fused = "ref" if isinstance(self.fast(spec), str) else "fast"
+            for block_oc, unroll, opt in ((2, 8, "-O3"), (2, 4, "-O2"), (2, 2, "-O2")):
+                point = {
+                    **space.baseline(),
+                    "mode": self.modes[-1],
+                    "block_px": 2,
+                    "block_oc": block_oc,
+                    "simd": "dsp",
+                    "fold": True,
+                    "unroll": unroll,
+                    "wbytes": 1,
+                    "widen": True,
+                    "asm": True,
+                    "requant": fused,
+                    "opt": opt,
+                }
+                if space.check(point) is None:
+                    points.append(point)
+        return points
 
     def pad_right(self, spec: KernelSpec) -> int:
         d = spec.dims
@@ -156,6 +235,8 @@ class _ConvBase(KernelTemplate):
 
     def scratch_bytes(self, spec: KernelSpec, target: Target, params: Point) -> int:
         d = spec.dims
+        if params.get("widen"):
+            return params["block_px"] * (self.patch_len(spec) // 4) * 8
         if params["mode"] == "im2col":
             return params["block_px"] * self.patch_len(spec)
         if params["mode"] == "row" and (d["pad_left"] or self.pad_right(spec)):
@@ -170,12 +251,14 @@ class _ConvBase(KernelTemplate):
         arrays = []
         fold = params["fold"]
         bias = folded_bias(spec, rows) if fold else spec.consts["bias"]
-        arrays.append(c_array("int32_t", "BIAS", bias))
         mult_at = per_channel_accessor("MULT", mult, per_channel)
         shift_at = per_channel_accessor("SHIFT", shift, per_channel)
-        if mult_at("0") == "MULT[0]":
+        fused = self._fused(spec, params, arrays, bias)
+        if not any(a.startswith("static const int32_t QP[") for a in arrays):
+            arrays.insert(0, c_array("int32_t", "BIAS", bias))
+        if fused is None and mult_at("0") == "MULT[0]":
             arrays.append(c_array("int32_t", "MULT", mult, per_line=8))
-        if shift_at("0") == "SHIFT[0]":
+        if fused is None and shift_at("0") == "SHIFT[0]":
             arrays.append(c_array("int32_t", "SHIFT", shift))
         k = rows.shape[1]
         if params["simd"] == "dsp":
@@ -194,9 +277,15 @@ class _ConvBase(KernelTemplate):
             "K": self.patch_len(spec),
             "mult": mult_at,
             "shift": shift_at,
-            "bias_init": lambda bo: f"BIAS[oc + {bo}]",
+            "bias_init": (
+                (lambda bo: f"QP[(oc + {bo}) * 4]")
+                if any(a.startswith("static const int32_t QP[") for a in arrays)
+                else (lambda bo: f"BIAS[oc + {bo}]")
+            ),
             "pad_right": self.pad_right(spec),
             "wbytes": params["wbytes"],
+            "widen": bool(params.get("widen")),
+            "fused": fused,
             # Start of an output-channel block's DSP weights (rows are K4 groups long).
             "dsp_w": (
                 (lambda kk: f"W16 + oc * {kk // 4 * 2}")
@@ -204,6 +293,33 @@ class _ConvBase(KernelTemplate):
                 else (lambda kk: f"W4 + oc * {kk // 4 * 4}")
             ),
         }
+
+    def _fused(self, spec: KernelSpec, params: Point, arrays: list[str], bias: np.ndarray) -> Any:
+        """C of the fused requantization (clamp included) of an output channel, as a
+        function of the doubled accumulator and the channel expression. Per-channel
+        values sit with the bias in one table QP[oc] = (bias, mult, k, e): one pointer
+        instead of four, which the register-starved epilogue would spill."""
+        if params.get("requant") != "fast":
+            return None
+        fr = self.fast(spec)
+        assert not isinstance(fr, str)
+        cols = {"QM": fr.mult, "QK": fr.k, "QE": fr.e}
+        uniform = all(np.all(v == v[0]) for v in cols.values())
+        if not uniform:
+            table = np.stack([np.asarray(bias, np.int64), fr.mult, fr.k, fr.e], axis=1)
+            arrays.append(c_array("int32_t", "QP", table.reshape(-1), per_line=8))
+        lo, hi = spec.scalars["act_min"], spec.scalars["act_max"]
+        dsp = params["simd"] == "dsp"
+        const_e = int(fr.e[0]) if uniform else None
+
+        def fused(acc: str, oc: str) -> str:
+            q = [
+                str(int(v[0])) if uniform else f"QP[({oc}) * 4 + {i + 1}]"
+                for i, v in enumerate(cols.values())
+            ]
+            return requant_expr(f"({acc})", q, True, dsp, lo, hi, const_e)
+
+        return fused
 
 
 class Conv2DGeneral(_ConvBase):

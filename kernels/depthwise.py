@@ -325,6 +325,11 @@ class _DepthwiseBase(KernelTemplate):
             dsp = {**base, "simd": "dsp", "block_c": 4, **late}
             for px, unroll in ((2, 2), (1, 4), (2, 4), (1, 1)):
                 points.append({**dsp, "block_px": px, "unroll_c": unroll})
+            if "borders" in base:
+                # Compact: one unrolled interior, borders as checked loops (a fraction of
+                # the code of per-region bodies at nearly their speed).
+                compact = {**dsp, "borders": "checked", "unroll_taps": True, "unroll_c": 1}
+                points += [{**compact, "block_px": 2}, {**compact, "block_px": 1}]
         points.append({**base, "order": "channel", "block_px": 2, "presched": False})
         points.append({**base, "block_px": 2})
         points.append({**base, "order": "channel"})

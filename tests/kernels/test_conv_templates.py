@@ -151,3 +151,32 @@ def test_random_points_match_reference_on_targets(target_name: str, tmp_path: Pa
                 simd_measured += point["simd"] == "dsp"
     assert measured >= 8
     assert (simd_measured >= 4) == target.has("dsp")
+
+
+def test_widened_assembly_pointwise_is_bit_exact_on_cortex_m4(tmp_path: Path) -> None:
+    """The compact fast 1x1 path: inputs widened once per pixel pair, int8 weights split
+    in the assembly loop, the fused requantization; every suggested point of it, and odd
+    output-channel counts (a 1-channel tail block), on three inputs in the emulator."""
+    from autotune.platform import plugins, toolchain
+    from autotune.tune.variant import CheckSet, Evaluator
+
+    target = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(target):
+        pytest.skip("no toolchain for cortex-m4")
+    runner = plugins.get_runner(target.runner)
+    pointwise = next(t for t in TEMPLATES if t.name == "conv2d_pointwise")
+    seen = set()
+    for shape in [
+        (5, 5, 64, 9, 1, 1, 1, "VALID", 1, "RELU", True),
+        (3, 5, 32, 6, 1, 1, 1, "VALID", 1, "NONE", False),
+    ]:
+        graph = parse_model(conv_model(shape, seed=11))
+        spec = build_spec(graph, graph.layers[0])
+        evaluator = Evaluator(spec, target, CheckSet.for_layer(graph, 0), tmp_path, runner)
+        points = [p for p in pointwise.suggestions(spec, target) if p["widen"]]
+        assert any(p["asm"] for p in points)
+        for point in points:
+            m = evaluator.evaluate(pointwise, point)
+            assert m.status == "ok", (shape, point, m.reason)
+            seen.add((point["asm"], point["requant"]))
+    assert (True, "fast") in seen
