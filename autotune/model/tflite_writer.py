@@ -37,6 +37,7 @@ _OPTIONS_NAME = {
     "PACK": "PackOptions",
     "DEQUANTIZE": "DequantizeOptions",
     "BATCH_MATMUL": "BatchMatMulOptions",
+    "SVDF": "SVDFOptions",
 }
 _ENUM_VALUES = {field: {name: code for code, name in m.items()} for field, m in ENUM_FIELDS.items()}
 

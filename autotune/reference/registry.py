@@ -122,6 +122,7 @@ ARITY: dict[str, tuple[int, int | None, int | None]] = {
     "GATHER": (2, 2, 1),
     "BATCH_MATMUL": (2, 2, 1),
     "TRANSPOSE_CONV": (3, 4, 1),
+    "SVDF": (5, 5, 1),
     "EXPAND_DIMS": (1, 2, 1),
     "ASSIGN_VARIABLE": (2, 2, 0),
 }
