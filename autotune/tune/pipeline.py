@@ -371,17 +371,22 @@ def _choose_all(
     for layer in inputs:
         result = by_index[layer.index]
         result.verified_now = layer.index in checked
+        why = "; ".join(
+            f"variant {r.template} {r.params} failed on this layer's values: {r.reason}"
+            for r in choice.rejected
+            if r.layer == layer.index
+        )
         best = choice.picks.get(layer.index)
         if best is None:
             result.status = "not-tuned"
-            result.note = "no variant verified bit-exact for this layer"
+            result.note = "; ".join(
+                ["no variant verified bit-exact for this layer", why][: 1 + bool(why)]
+            )
             continue
         result.best, result.bit_exact = best, executes
         outcome = outcomes[layer.spec.workload_key()]
         result.cache_hit = outcome.measured == 0 and not result.verified_now
-        why = [r for r in choice.rejected if r.layer == layer.index]
-        if why:
-            result.note = "; ".join(f"rejected {r.template} {r.params}: {r.reason}" for r in why)
+        result.note = why
         if not executes:
             result.note = (
                 f"{target.name} cannot be executed here: ranked by code size, not verified"

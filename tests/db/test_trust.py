@@ -142,7 +142,8 @@ def test_forged_verifications_cannot_ship_a_variant_that_is_not_bit_exact(
         result = pipeline.LayerResult(layer.index, layer.op, 0, "tunable", spec=spec)
         outcome = Outcome(best=None, baseline=None, measured=0, cached=True)
         options = pipeline.TuneOptions(target.name)
-        pipeline._choose(result, outcome, graph, target, ctx, db, tmp_path / "w", options)
+        run = pipeline.ModelRun(graph, target, ctx, "cycles", layers=[result])
+        pipeline._choose_all(run, {spec.workload_key(): outcome}, db, tmp_path / "w", options)
         return result
 
     broken = choose(Broken())
