@@ -325,7 +325,7 @@ def write_front_plot(choice: ModelChoice, path: Path, metric: str, title: str) -
             label="flash budget",
         )
     ax.set_xlabel("flash, bytes (library estimate: fixed part + variants)")
-    ax.set_ylabel(f"{metric}, tuned layers")
+    ax.set_ylabel(f"tuned layers' {metric}".replace(" (", "\n("), fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
