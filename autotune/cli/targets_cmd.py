@@ -22,17 +22,6 @@ from autotune.platform.target import Target
 
 SCHEMA_VERSION = 1
 
-# Display order of the built-in families; targets of other families follow.
-_FAMILY_ORDER = ("cortex-m", "cortex-a", "riscv", "arc")
-
-
-def _ordered(targets: list[Target]) -> list[Target]:
-    def rank(t: Target) -> int:
-        return _FAMILY_ORDER.index(t.family) if t.family in _FAMILY_ORDER else len(_FAMILY_ORDER)
-
-    return sorted(targets, key=rank)  # stable: keeps registration order within a family
-
-
 def describe_target(target: Target) -> dict[str, Any]:
     """One target as the JSON object documented in docs/cli.md."""
     tc = target.toolchain
@@ -111,7 +100,7 @@ def command(names: tuple[str, ...], as_json: bool, parts: bool) -> None:
     if names:
         chosen = list(dict.fromkeys(plugins.get_target(n) for n in names))
     else:
-        chosen = _ordered(list(plugins.get_targets().values()))
+        chosen = list(plugins.get_targets().values())  # plugin load order, as registered
     rows = [describe_target(t) for t in chosen]
     if as_json:
         click.echo(json.dumps({"schema_version": SCHEMA_VERSION, "targets": rows}, indent=2))

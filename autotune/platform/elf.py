@@ -34,6 +34,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from autotune.errors import AutotuneError
+from autotune.platform import plugins
 
 SECTION_KINDS = ("code", "rodata", "data", "bss")
 
@@ -73,7 +74,7 @@ class Symbol:
     kind: str  # "function" or "object"
     section: str
     section_kind: str  # one of SECTION_KINDS
-    address: int  # with the Thumb bit cleared: where the bytes are
+    address: int  # where the bytes are (a function's Thumb bit cleared, see IsaSupport)
     size: int
     value: int  # the raw symbol value: for a Thumb function, address | 1 (where to jump)
     local: bool
@@ -234,7 +235,8 @@ def _analyse(label: str, elf: ELFFile) -> ElfImage:
         kinds[index] = (sec.name, kind)
         sections.append(Section(sec.name, kind, sec["sh_addr"], sec["sh_size"]))
 
-    is_arm = elf["e_machine"] == "EM_ARM"
+    # Bits of a function symbol that are not its address (Arm's Thumb bit): ISA data.
+    code_mask = plugins.function_address_mask(elf["e_machine"])
     symbols: list[Symbol] = []
     for table in elf.iter_sections():
         if not isinstance(table, SymbolTableSection) or table.name != ".symtab":
@@ -247,7 +249,6 @@ def _analyse(label: str, elf: ELFFile) -> ElfImage:
             if not isinstance(shndx, int) or shndx not in kinds:
                 continue  # undefined, absolute, common or in a non-allocated section
             value = sym["st_value"]
-            thumb = is_arm and sym_type == "STT_FUNC" and bool(value & 1)
             sec_name, kind = kinds[shndx]
             symbols.append(
                 Symbol(
@@ -255,7 +256,7 @@ def _analyse(label: str, elf: ELFFile) -> ElfImage:
                     kind="function" if sym_type == "STT_FUNC" else "object",
                     section=sec_name,
                     section_kind=kind,
-                    address=value & ~1 if thumb else value,
+                    address=value & code_mask if sym_type == "STT_FUNC" else value,
                     size=sym["st_size"],
                     value=value,
                     local=sym["st_info"]["bind"] == "STB_LOCAL",

@@ -1,4 +1,4 @@
-"""The ``gdb`` runner: execute an ELF on a Cortex-M core behind any GDB server.
+"""The ``gdb`` runner: execute an ELF on a core behind any GDB server.
 
 A board through pyOCD or OpenOCD (ST-Link, CMSIS-DAP, J-Link), or QEMU's gdbstub
 (``qemu-system-arm -M mps2-an386 -S -gdb tcp::PORT``). One run:
@@ -7,15 +7,20 @@ A board through pyOCD or OpenOCD (ST-Link, CMSIS-DAP, J-Link), or QEMU's gdbstub
    handler (a previous run faulted);
 2. load every PT_LOAD segment (flash through the server's ``vFlash`` packets, skipped
    where the flash already holds those bytes; RAM with ``X``/``M``, including the
-   zero-filled tail), point VTOR at the harness's vector table, enable the FPU;
-3. write the inputs; SP = ``__stack_top``, PC = ``autotune_main``, LR =
-   ``autotune_stop``, xPSR = Thumb;
-4. enable the DWT cycle counter where the core has one (DEMCR.TRCENA,
-   DWT_CTRL.CYCCNTENA, CYCCNT = 0), set breakpoints on ``autotune_stop`` and on
-   ``autotune_fault`` (every exception vector of the harness points there) and continue;
-5. at ``autotune_stop`` read the outputs and CYCCNT; at ``autotune_fault`` read and
-   decode CFSR/HFSR (:class:`BoardFault`); past the time limit interrupt and raise
-   :class:`BoardTimeout`.
+   zero-filled tail), let the ISA prepare the core (Cortex-M: VTOR at the harness's
+   vector table, the FPU enabled);
+3. write the inputs; stack pointer = ``__stack_top``, PC = ``autotune_main``, return
+   address = ``autotune_stop``;
+4. start the core's cycle counter where it has one (Cortex-M: DWT CYCCNT), set
+   breakpoints on ``autotune_stop`` and on ``autotune_fault`` (every exception vector
+   of the harness points there) and continue;
+5. at ``autotune_stop`` read the outputs and the counter; at ``autotune_fault`` let the
+   ISA decode the fault (:class:`BoardFault`; Cortex-M: CFSR/HFSR); past the time
+   limit interrupt and raise :class:`BoardTimeout`.
+
+Everything architectural (register names, the counter, fault registers) is the target
+ISA's :class:`~autotune.platform.isa.DebugSupport` (``IsaSupport.debug``); a target
+whose ISA has none is declined with that reason.
 
 Cycles are ``cycles (board, DWT)``: the core's own counter, halted while the core is in
 debug state. Where it does not count (QEMU implements no DWT; ARMv6-M has none) the
@@ -29,9 +34,9 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
 
-from autotune.platform import harness
+from autotune.errors import AutotuneError
+from autotune.platform import harness, plugins
 from autotune.platform.emulator import (
     BufferMismatchError,
     ElfImage,
@@ -43,6 +48,7 @@ from autotune.platform.emulator import (
     load_elf,
 )
 from autotune.platform.gdbremote import FlashRegion, GdbRemote, GdbRemoteError, GdbStopTimeout
+from autotune.platform.isa import DebugSupport, IsaSupport
 from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import Target
 
@@ -52,58 +58,14 @@ REMOTE_ENV = "AUTOTUNE_REMOTE"
 TIMEOUT_ENV = "AUTOTUNE_GDB_TIMEOUT"
 INIT_ENV = "AUTOTUNE_GDB_INIT"
 FAULT_SYMBOL = "autotune_fault"
-VECTORS_SYMBOL = "__autotune_vectors"
-
-# System control space (Armv7-M ARM, B3.2; Armv8-M ARM, D1.2).
-VTOR = 0xE000ED08
-CFSR = 0xE000ED28
-HFSR = 0xE000ED2C
-MMFAR = 0xE000ED34
-BFAR = 0xE000ED38
-CPACR = 0xE000ED88
-DEMCR = 0xE000EDFC
-DWT_CTRL = 0xE0001000
-DWT_CYCCNT = 0xE0001004
-TRCENA = 1 << 24
-CYCCNTENA = 1
-NOCYCCNT = 1 << 25
-XPSR_T = 1 << 24
-
-_CFSR_BITS = {
-    0: "IACCVIOL: instruction fetch from a protected region",
-    1: "DACCVIOL: data access to a protected region",
-    3: "MUNSTKERR: MemManage fault on exception return",
-    4: "MSTKERR: MemManage fault on exception entry",
-    5: "MLSPERR: MemManage fault during FP lazy state preservation",
-    8: "IBUSERR: bus fault on instruction fetch",
-    9: "PRECISERR: precise data bus error",
-    10: "IMPRECISERR: imprecise data bus error",
-    11: "UNSTKERR: bus fault on exception return",
-    12: "STKERR: bus fault on exception entry (stack overflow?)",
-    13: "LSPERR: bus fault during FP lazy state preservation",
-    16: "UNDEFINSTR: undefined instruction",
-    17: "INVSTATE: invalid state (Thumb bit clear)",
-    18: "INVPC: invalid EXC_RETURN",
-    19: "NOCP: coprocessor (FPU) disabled or absent",
-    20: "STKOF: stack overflow (stack limit register)",
-    24: "UNALIGNED: unaligned access",
-    25: "DIVBYZERO: divide by zero",
-}
-_HFSR_BITS = {
-    1: "VECTTBL: bus fault on vector table read",
-    30: "FORCED: escalated from a configurable fault",
-    31: "DEBUGEVT: debug event",
-}
-_MMARVALID = 1 << 7
-_BFARVALID = 1 << 15
 
 
 class BoardFault(EmulatorFault):
-    """The program took a fault on the core; the reason decodes CFSR and HFSR."""
+    """The program took a fault on the core; the ISA's debug support decoded the reason
+    from the fault ``status`` registers it read (Cortex-M: ``cfsr``, ``hfsr``)."""
 
-    def __init__(self, pc: int, reason: str, cfsr: int | None, hfsr: int | None) -> None:
-        self.cfsr = cfsr
-        self.hfsr = hfsr
+    def __init__(self, pc: int, reason: str, status: Mapping[str, int] | None = None) -> None:
+        self.status = dict(status or {})
         super().__init__(pc, reason)
 
 
@@ -117,18 +79,6 @@ class BoardTimeout(EmulatorTimeout):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def decode_fault(cfsr: int, hfsr: int, mmfar: int, bfar: int) -> str:
-    """A one-line reading of the fault status registers."""
-    parts = [text for bit, text in _HFSR_BITS.items() if hfsr >> bit & 1]
-    parts += [text for bit, text in _CFSR_BITS.items() if cfsr >> bit & 1]
-    if cfsr & _MMARVALID:
-        parts.append(f"MMFAR {mmfar:#010x}")
-    if cfsr & _BFARVALID:
-        parts.append(f"BFAR {bfar:#010x}")
-    described = "; ".join(parts) or "no fault status bit set"
-    return f"HardFault (CFSR {cfsr:#010x}, HFSR {hfsr:#010x}): {described}"
 
 
 def parse_remote(text: str) -> tuple[str, int]:
@@ -175,12 +125,12 @@ def time_limit(budget: int) -> float:
 
 
 class GdbRunner(Runner):
-    """Run on a Cortex-M core behind a GDB server; cycles from the core's DWT counter."""
+    """Run on a core behind a GDB server; cycles from the core's own counter."""
 
     name = RUNNER_NAME
     description = (
-        "a Cortex-M core behind a GDB server (pyOCD, OpenOCD, QEMU gdbstub): "
-        "cycles from the DWT counter"
+        "a core behind a GDB server (pyOCD, OpenOCD, QEMU gdbstub): "
+        "cycles from its own counter (DWT on Cortex-M)"
     )
     # The core's own counter: reports label it as measured; one board: variants are
     # measured one at a time.
@@ -201,12 +151,28 @@ class GdbRunner(Runner):
         return None
 
     def supports(self, target: Target) -> str | None:
-        if target.isa != "thumb-m":
-            return (
-                f"the gdb runner drives Cortex-M cores (DWT, fault status registers), "
-                f"not {target.name}"
-            )
+        try:
+            self._debug(target)
+        except RunnerUnavailableError as exc:
+            return str(exc)
         return None
+
+    @staticmethod
+    def _debug(target: Target) -> tuple[IsaSupport, DebugSupport]:
+        """The target's ISA and its debug support; RunnerUnavailableError says why not."""
+        try:
+            isa = plugins.isa_of(target)
+        except AutotuneError as exc:
+            raise RunnerUnavailableError(
+                f"the gdb runner cannot drive {target.name}: {exc}"
+            ) from None
+        debug = isa.debug(target)
+        if debug is None:
+            raise RunnerUnavailableError(
+                f"the gdb runner cannot drive {target.name}: its ISA support {isa.name!r} "
+                f"has no debug support (IsaSupport.debug)"
+            )
+        return isa, debug
 
     def run(
         self,
@@ -221,13 +187,19 @@ class GdbRunner(Runner):
         if reason:
             raise RunnerUnavailableError(f"runner {self.name} unavailable: {reason}")
         started = time.perf_counter()
+        isa, debug = self._debug(target)
         image = load_elf(elf_path)
-        if image.machine != "EM_ARM":
-            raise ElfLoadError(f"{image.path.name} is {image.machine}, not Arm code")
+        if image.machine != isa.elf_machine:
+            raise ElfLoadError(
+                f"{image.path.name} is {image.machine}, not {isa.elf_machine} code "
+                f"for {target.name}"
+            )
         host, port = parse_remote(self.address() or "")
         try:
             with GdbRemote(host, port) as gdb:
-                return self._run(gdb, image, target, inputs or {}, outputs or {}, budget, started)
+                return self._run(
+                    gdb, image, target, isa, debug, inputs or {}, outputs or {}, budget, started
+                )
         except GdbRemoteError as exc:
             raise RunnerUnavailableError(f"runner {self.name}: {exc}") from exc
 
@@ -238,6 +210,8 @@ class GdbRunner(Runner):
         gdb: GdbRemote,
         image: ElfImage,
         target: Target,
+        isa: IsaSupport,
+        debug: DebugSupport,
         inputs: Mapping[str, bytes],
         outputs: Mapping[str, int],
         budget: int,
@@ -246,21 +220,18 @@ class GdbRunner(Runner):
         stop = gdb.handshake()
         if not stop.running:
             raise GdbRemoteError(f"the target has exited ({stop.kind}{stop.signal:02x})")
-        regs = _Registers(gdb)
-        if regs.read("xpsr") & 0x1FF:  # still in a handler: start from a clean core
-            _reset(gdb, regs)
+        regs = _Port(gdb, debug)
+        if debug.in_exception(regs):  # still in a handler: start from a clean core
+            _reset(gdb, regs, debug)
         for address, value in init_writes():  # after any reset, before every run
             gdb.write_u32(address, value)
+        code = isa.function_address_mask
         entry = image.symbol(harness.ENTRY_SYMBOL).value
-        stop_at = image.symbol(harness.STOP_SYMBOL).value & ~1
+        stop_symbol = image.symbol(harness.STOP_SYMBOL).value
+        stop_at = stop_symbol & code
         fault_at = image.symbols.get(FAULT_SYMBOL)
         _load(gdb, image, target)
-        v7 = target.arch != "armv6-m"
-        vectors = image.symbols.get(VECTORS_SYMBOL)
-        if vectors is not None:
-            gdb.write_u32(VTOR, vectors.value)
-        if v7:
-            gdb.write_u32(CPACR, gdb.read_u32(CPACR) | (0xF << 20))
+        debug.prepare(regs, target, {name: sym.value for name, sym in image.symbols.items()})
         for name, data in inputs.items():
             sym = _buffer(image, name)
             blob = bytes(data) if not hasattr(data, "tobytes") else data.tobytes()
@@ -269,24 +240,21 @@ class GdbRunner(Runner):
                     f"input {name!r} has {len(blob)} bytes but the buffer holds {sym.size}"
                 )
             gdb.write_memory(sym.value, blob)
-        regs.write("sp", image.symbol(harness.STACK_TOP_SYMBOL).value)
-        regs.write("lr", stop_at | 1)
-        regs.write("pc", entry & ~1)
-        regs.write("xpsr", XPSR_T)
-        counter = _enable_cyccnt(gdb) if v7 else "ARMv6-M has no DWT cycle counter"
+        debug.start(regs, entry, stop_symbol, image.symbol(harness.STACK_TOP_SYMBOL).value)
+        counter = debug.start_cycle_counter(regs, target)
 
         points: list[tuple[int, str]] = []
         limit = time_limit(budget)
         try:
             # Breakpoints never outlive the run: a stale one would stop the next program.
-            for address in (stop_at, *([fault_at.value & ~1] if fault_at is not None else [])):
+            for address in (stop_at, *([fault_at.value & code] if fault_at is not None else [])):
                 points.append((address, gdb.set_breakpoint(address)))
             gdb.resume()
             try:
                 reply = gdb.wait_stop(limit)
             except GdbStopTimeout:
                 gdb.interrupt()
-                raise BoardTimeout(limit, regs.read("pc")) from None
+                raise BoardTimeout(limit, regs.read_register("pc")) from None
         finally:
             for address, z in points:
                 gdb.clear_breakpoint(address, z)
@@ -294,16 +262,17 @@ class GdbRunner(Runner):
             raise GdbRemoteError(
                 f"the target exited during the run ({reply.kind}{reply.signal:02x})"
             )
-        pc = regs.read("pc")
-        if fault_at is not None and pc == fault_at.value & ~1:
-            raise _fault(gdb, regs, v7)
+        pc = regs.read_register("pc")
+        if fault_at is not None and pc == fault_at.value & code:
+            fault = debug.fault(regs, target)
+            raise BoardFault(fault.pc, fault.reason, fault.status)
         if pc != stop_at:
             raise EmulatorFault(
                 pc, f"stopped at pc {pc:#x} (signal {reply.signal}), not at the end"
             )
-        cycles = gdb.read_u32(DWT_CYCCNT) if counter is None else None
+        cycles = debug.read_cycle_counter(regs) if counter is None else None
         if cycles == 0:
-            counter = "the DWT cycle counter did not count (QEMU implements none)"
+            counter = "the core's cycle counter did not count (QEMU implements none)"
             cycles = None
         got = {}
         for name, nbytes in outputs.items():
@@ -328,31 +297,37 @@ class GdbRunner(Runner):
         )
 
 
-class _Registers:
-    """Core registers by name, numbered from the server's target description."""
+class _Port:
+    """The halted core as the ISA's debug support sees it: memory, and registers by
+    name, numbered from the server's target description (the ISA's numbers otherwise)."""
 
-    _CLASSIC: ClassVar[dict[str, int]] = {
-        "sp": 13,
-        "lr": 14,
-        "pc": 15,
-        "xpsr": 25,
-    }  # GDB's arm-m-profile numbering
-
-    def __init__(self, gdb: GdbRemote) -> None:
+    def __init__(self, gdb: GdbRemote, debug: DebugSupport) -> None:
         self.gdb = gdb
         found = gdb.register_map()
-        self.numbers = {name: found.get(name, (num, 32))[0] for name, num in self._CLASSIC.items()}
-        if "xpsr" not in found and "cpsr" in found:
-            self.numbers["xpsr"] = found["cpsr"][0]
+        self.numbers = {}
+        for name, number in debug.registers.items():
+            listed = [
+                alias for alias in (name, *debug.register_aliases.get(name, ())) if alias in found
+            ]
+            self.numbers[name] = found[listed[0]][0] if listed else number
 
-    def read(self, name: str) -> int:
+    def read_register(self, name: str) -> int:
         return self.gdb.read_register(self.numbers[name])
 
-    def write(self, name: str, value: int) -> None:
+    def write_register(self, name: str, value: int) -> None:
         self.gdb.write_register(self.numbers[name], value)
 
+    def read_u32(self, address: int) -> int:
+        return self.gdb.read_u32(address)
 
-def _reset(gdb: GdbRemote, regs: _Registers) -> None:
+    def write_u32(self, address: int, value: int) -> None:
+        self.gdb.write_u32(address, value)
+
+    def read_memory(self, address: int, length: int) -> bytes:
+        return self.gdb.read_memory(address, length)
+
+
+def _reset(gdb: GdbRemote, port: _Port, debug: DebugSupport) -> None:
     """Reset and halt through the server's monitor: OpenOCD/pyOCD, then QEMU's HMP."""
     for command in ("reset halt", "system_reset"):
         try:
@@ -360,7 +335,7 @@ def _reset(gdb: GdbRemote, regs: _Registers) -> None:
         except GdbRemoteError:
             continue
         gdb.request("?")
-        if not regs.read("xpsr") & 0x1FF:
+        if not debug.in_exception(port):
             return
     raise GdbRemoteError(
         "the core is inside an exception handler and the server did not reset it "
@@ -403,32 +378,6 @@ def _flash_region(
     if only is not None and address < only.start and address + length <= only.length:
         return only, only.start + address
     return None, address
-
-
-def _enable_cyccnt(gdb: GdbRemote) -> str | None:
-    """Start CYCCNT from zero; None when it is running, otherwise why not."""
-    gdb.write_u32(DEMCR, gdb.read_u32(DEMCR) | TRCENA)
-    ctrl = gdb.read_u32(DWT_CTRL)
-    if ctrl & NOCYCCNT:
-        return "this core's DWT has no cycle counter (DWT_CTRL.NOCYCCNT)"
-    gdb.write_u32(DWT_CYCCNT, 0)
-    gdb.write_u32(DWT_CTRL, ctrl | CYCCNTENA)
-    return None
-
-
-def _fault(gdb: GdbRemote, regs: _Registers, v7: bool) -> BoardFault:
-    sp = regs.read("sp")
-    try:
-        stacked_pc = int.from_bytes(gdb.read_memory(sp + 24, 4), "little")
-    except GdbRemoteError:
-        stacked_pc = regs.read("pc")
-    if not v7:
-        return BoardFault(
-            stacked_pc, "HardFault (ARMv6-M has no fault status registers)", None, None
-        )
-    cfsr, hfsr = gdb.read_u32(CFSR), gdb.read_u32(HFSR)
-    reason = decode_fault(cfsr, hfsr, gdb.read_u32(MMFAR), gdb.read_u32(BFAR))
-    return BoardFault(stacked_pc, reason, cfsr, hfsr)
 
 
 def _buffer(image: ElfImage, name: str):

@@ -63,6 +63,69 @@ class EmulatorCpu:
         return address if self.physical is None else self.physical(address)
 
 
+class DebugPort(Protocol):
+    """What a debug support may do to a halted core (the gdb runner provides it)."""
+
+    def read_u32(self, address: int) -> int: ...
+    def write_u32(self, address: int, value: int) -> None: ...
+    def read_memory(self, address: int, length: int) -> bytes: ...
+    def read_register(self, name: str) -> int: ...
+    def write_register(self, name: str, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DebugFault:
+    """A fault the core took, as the ISA's debug support reads it."""
+
+    pc: int  # where the faulting instruction is
+    reason: str  # one line: the decoded fault status
+    status: Mapping[str, int] = field(default_factory=dict)  # raw status registers read
+
+
+class DebugSupport:
+    """How the ``gdb`` runner drives a core of one ISA through a GDB server.
+
+    The runner owns the remote protocol (load, breakpoints, time limits, buffers); this
+    owns the architecture: register names, what to set before ``autotune_main`` runs,
+    the cycle counter and fault decoding. Subclass it in the ISA's plugin.
+    """
+
+    # Register name -> GDB register number, used where the server's target description
+    # does not list the name. The runner uses "pc", "sp" and "lr"; others are the ISA's.
+    registers: ClassVar[Mapping[str, int]] = {}
+    # Register name -> names to look up in the target description instead when it
+    # lacks the name (QEMU calls the M-profile xPSR "cpsr" in some versions).
+    register_aliases: ClassVar[Mapping[str, Sequence[str]]] = {}
+
+    def in_exception(self, port: DebugPort) -> bool:
+        """Whether the halted core is inside an exception handler (a previous run
+        faulted): the runner then resets it before loading."""
+        return False
+
+    def prepare(self, port: DebugPort, target: Target, symbols: Mapping[str, int]) -> None:
+        """Set up the core after loading (vector table, FPU, ...); ``symbols`` maps the
+        image's symbol names to their values."""
+
+    def start(self, port: DebugPort, entry: int, stop: int, stack_top: int) -> None:
+        """Point the core at ``entry`` with the stack at ``stack_top``, returning to
+        ``stop``."""
+        port.write_register("sp", stack_top)
+        port.write_register("lr", stop)
+        port.write_register("pc", entry)
+
+    def start_cycle_counter(self, port: DebugPort, target: Target) -> str | None:
+        """Start the core's cycle counter from zero; None when it runs, else why not."""
+        return "this ISA's debug support reads no cycle counter"
+
+    def read_cycle_counter(self, port: DebugPort) -> int:
+        """The counter started by :meth:`start_cycle_counter`."""
+        raise NotImplementedError
+
+    def fault(self, port: DebugPort, target: Target) -> DebugFault:
+        """Read and decode the fault the core stopped in (at the harness's fault handler)."""
+        return DebugFault(port.read_register("pc"), "the core took a fault")
+
+
 @dataclass(frozen=True)
 class QemuCommand:
     """A qemu-user binary and the CPU it emulates for a target."""
@@ -84,6 +147,9 @@ class IsaSupport:
     startup: ClassVar[Path]  # assembly source with _start (see docs/plugins.md)
     description: ClassVar[str] = ""
     qemu_user: ClassVar[str] = ""  # qemu-user binary that runs this ISA, "" when none
+    # A function symbol's value masked with this is where its code starts (Arm keeps the
+    # Thumb state in bit 0 of function symbols: ~1). Applies to every ELF of elf_machine.
+    function_address_mask: ClassVar[int] = ~0
 
     def emulator(self, target: Target) -> EmulatorCpu | None:
         """How Unicorn runs ``target``; None when it cannot."""
@@ -114,6 +180,10 @@ class IsaSupport:
     def compiler_features(self, macros: Mapping[str, str]) -> tuple[set[str], set[str]] | None:
         """From the compiler's predefined macros: (features they imply, features they can
         tell about), or None when these macros are not this ISA's."""
+        return None
+
+    def debug(self, target: Target) -> DebugSupport | None:
+        """How the gdb runner drives ``target`` behind a GDB server; None when it cannot."""
         return None
 
     def __repr__(self) -> str:

@@ -496,6 +496,16 @@ def get_isa(name: str) -> IsaSupport:
     raise UnknownIsaError(name, list(isas), _closest(name, isas, {}))
 
 
+def function_address_mask(elf_machine: str) -> int:
+    """What to mask a function symbol's value with for its code address in an ELF of
+    this ``e_machine`` (pyelftools' name): the ISAs registered for that machine say."""
+    mask = ~0
+    for isa in _build().isas.values():
+        if isa.elf_machine == elf_machine:
+            mask &= isa.function_address_mask
+    return mask
+
+
 def isa_of(target: Target) -> IsaSupport:
     """The ISA support of a target, with an error naming the target when it has none."""
     if not target.isa:

@@ -49,6 +49,7 @@ class A32(IsaSupport):
     startup = Path(__file__).with_name("start_a32.S")
     description = "Arm A32/T32, A profile (ARMv7-A)"
     qemu_user = "qemu-arm"
+    function_address_mask = ~1  # bit 0 of a function symbol is the Thumb state
 
     def emulator(self, target: Target) -> EmulatorCpu | None:
         import unicorn as uc

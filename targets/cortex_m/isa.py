@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autotune.platform.cycles.decode import CapstoneDecoder, thumb_insn
-from autotune.platform.isa import Decoder, EmulatorCpu, IsaSupport, QemuCommand
+from autotune.platform.isa import DebugSupport, Decoder, EmulatorCpu, IsaSupport, QemuCommand
 from autotune.platform.target import Target
+from autotune.targets.cortex_m.debug import MProfileDebug
 
 #: Unicorn's exception numbers for Arm CPUs, as Unicorn's M-profile CPUs raise them.
 M_EXCEPTIONS = {
@@ -62,6 +63,10 @@ class ThumbM(IsaSupport):
     startup = Path(__file__).with_name("start.S")
     description = "Arm Thumb, M profile (ARMv6-M, ARMv7-M, ARMv7E-M, ARMv8-M)"
     qemu_user = "qemu-arm"
+    function_address_mask = ~1  # bit 0 of a function symbol is the Thumb state
+
+    def debug(self, target: Target) -> DebugSupport:
+        return MProfileDebug(target)
 
     def emulator(self, target: Target) -> EmulatorCpu | None:
         """Each core runs on its own Unicorn CPU model, so an instruction the core lacks

@@ -27,7 +27,6 @@ from autotune.platform.gdb_runner import (
     BoardTimeout,
     GdbRunner,
     _flash_region,
-    decode_fault,
     init_writes,
     parse_remote,
 )
@@ -42,6 +41,7 @@ from autotune.platform.gdbremote import (
 )
 from autotune.reference.executor import Interpreter
 from autotune.reference.oracle import oracle_invoke
+from autotune.targets.cortex_m.debug import decode_fault
 from tests.conftest import extreme_inputs, seeded_inputs, shared_model
 from tests.platform.qemu_gdb import qemu_gdbserver
 from tests.platform.test_emulator import DOT_C, build_kernel, dot_inputs, need_toolchain
@@ -136,7 +136,9 @@ def test_remote_address_and_availability(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "--remote" in (GdbRunner().available() or "")
     monkeypatch.setenv(REMOTE_ENV, "127.0.0.1:3333")
     assert GdbRunner().available() is None
-    assert "Cortex-M" in (GdbRunner().supports(plugins.get_target("rv32imc")) or "")
+    why = GdbRunner().supports(plugins.get_target("rv32imc"))
+    assert why is not None and "'riscv32' has no debug support" in why
+    assert GdbRunner().supports(plugins.get_target("cortex-m0")) is None
     gdb = plugins.get_runner("gdb")
     assert gdb.metric_label(plugins.get_target("m4")) == BOARD_LABEL
     assert gdb.capabilities.exclusive and gdb.capabilities.counts_cycles
@@ -205,7 +207,7 @@ def test_fault_and_hang_are_typed_and_the_core_recovers(
     trap = build_kernel(m4, "trap", TRAP_C, tmp_path)
     with pytest.raises(BoardFault) as fault:
         runner.run(trap, m4, {}, {})
-    assert fault.value.cfsr is not None and fault.value.cfsr & (1 << 16)  # UNDEFINSTR
+    assert fault.value.status["cfsr"] & (1 << 16)  # UNDEFINSTR
     assert "UNDEFINSTR" in str(fault.value) and "FORCED" in str(fault.value)
 
     bus = build_kernel(m4, "bus", BUS_C, tmp_path)
