@@ -53,7 +53,6 @@ from autotune.platform.runner import Runner, RunnerCapabilities
 from autotune.platform.target import Target
 
 RUNNER_NAME = "gdb"
-BOARD_LABEL = "cycles (board, DWT)"
 REMOTE_ENV = "AUTOTUNE_REMOTE"
 TIMEOUT_ENV = "AUTOTUNE_GDB_TIMEOUT"
 INIT_ENV = "AUTOTUNE_GDB_INIT"
@@ -79,6 +78,12 @@ class BoardTimeout(EmulatorTimeout):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def board_label(counter: str) -> str:
+    """The label of cycles read from a core's own counter, named by its ISA's debug
+    support (Cortex-M: ``cycles (board, DWT)``)."""
+    return f"cycles (board, {counter})" if counter else "cycles (board)"
 
 
 def parse_remote(text: str) -> tuple[str, int]:
@@ -137,7 +142,10 @@ class GdbRunner(Runner):
     capabilities = RunnerCapabilities(executes=True, counts_cycles=True, exclusive=True)
 
     def metric_label(self, target: Target) -> str:
-        return BOARD_LABEL
+        try:
+            return board_label(self._debug(target)[1].counter)
+        except RunnerUnavailableError:
+            return board_label("")
 
     def __init__(self, remote: str | None = None) -> None:
         self.remote = remote
@@ -293,7 +301,7 @@ class GdbRunner(Runner):
             runner=RUNNER_NAME,
             wall_time_s=time.perf_counter() - started,
             extra=extra,
-            label=BOARD_LABEL if cycles is not None else "",
+            label=board_label(debug.counter) if cycles is not None else "",
         )
 
 

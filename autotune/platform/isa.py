@@ -96,6 +96,8 @@ class DebugSupport:
     # Register name -> names to look up in the target description instead when it
     # lacks the name (QEMU calls the M-profile xPSR "cpsr" in some versions).
     register_aliases: ClassVar[Mapping[str, Sequence[str]]] = {}
+    # The cycle counter's name in figure labels: "DWT" gives "cycles (board, DWT)".
+    counter: ClassVar[str] = ""
 
     def in_exception(self, port: DebugPort) -> bool:
         """Whether the halted core is inside an exception handler (a previous run

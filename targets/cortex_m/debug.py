@@ -81,6 +81,7 @@ class MProfileDebug(DebugSupport):
 
     registers: ClassVar[Mapping[str, int]] = {"sp": 13, "lr": 14, "pc": 15, "xpsr": 25}
     register_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {"xpsr": ("cpsr",)}
+    counter = "DWT"
 
     def __init__(self, target: Target) -> None:
         self.baseline = _baseline(target)

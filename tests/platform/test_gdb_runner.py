@@ -21,7 +21,6 @@ from autotune.model.tflite_import import load_model, parse_model
 from autotune.platform import plugins
 from autotune.platform.emulator import ElfLoadError, RunnerUnavailableError, run_elf
 from autotune.platform.gdb_runner import (
-    BOARD_LABEL,
     REMOTE_ENV,
     BoardFault,
     BoardTimeout,
@@ -51,6 +50,8 @@ HANG_C = """
 AUTOTUNE_BUFFER(int32_t, spin, 1);
 void autotune_main(void) { while (spin[0] == 0) { } }
 """
+
+BOARD_LABEL = "cycles (board, DWT)"  # Cortex-M's counter, as targets/cortex_m/debug.py names it
 
 TRAP_C = """
 #include "autotune_harness.h"
@@ -141,6 +142,7 @@ def test_remote_address_and_availability(monkeypatch: pytest.MonkeyPatch) -> Non
     assert GdbRunner().supports(plugins.get_target("cortex-m0")) is None
     gdb = plugins.get_runner("gdb")
     assert gdb.metric_label(plugins.get_target("m4")) == BOARD_LABEL
+    assert gdb.metric_label(plugins.get_target("rv32imc")) == "cycles (board)"  # no counter
     assert gdb.capabilities.exclusive and gdb.capabilities.counts_cycles
 
 
