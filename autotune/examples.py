@@ -91,6 +91,34 @@ class _Net:
         )
         self.x = out
 
+    def dense(self, units: int, relu: bool = True) -> None:
+        n, depth = self.shape
+        wi, bi, _, w_std = self._weights((units, depth), units, 0)
+        out, self.scale = self._out((n, units), depth, w_std, relu)
+        self.b.op(
+            "FULLY_CONNECTED",
+            [self.x, wi, bi],
+            [out],
+            fused_activation_function="RELU" if relu else "NONE",
+            keep_num_dims=False,
+        )
+        self.x, self.shape = out, (n, units)
+
+
+def autoencoder_model(seed: int = 11) -> bytes:
+    """A 1x64 int8 dense autoencoder (64-32-8-32-64), shaped like MLPerf Tiny's anomaly
+    detection model but small: a second, different model for multi-model examples."""
+    rng = np.random.default_rng(seed)
+    b = ModelBuilder("autotune autoencoder example (seeded random weights)")
+    x = b.tensor("input", (1, 64), "int8", 0.05, 0)
+    net = _Net(b, rng, x, (1, 64), 0.05)
+    for units in (32, 8, 32):
+        net.dense(units)
+    net.dense(64, relu=False)
+    b.inputs(x)
+    b.outputs(net.x)
+    return b.build()
+
 
 def quickstart_model(seed: int = 7) -> bytes:
     """A 1x20x12x1 int8 DS-CNN: conv, 2 depthwise-separable blocks, pool, dense, softmax."""

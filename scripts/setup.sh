@@ -12,6 +12,7 @@ packages=(
   gcc-mipsel-linux-gnu                              # the out-of-tree MIPS example plugin
   qemu-user qemu-system-arm qemu-system-misc        # the second, independent executor
   postgresql                                        # the DB tests' throwaway server (a team's DB)
+  cmake make                                        # build files and examples/firmware
 )
 
 sudo=""

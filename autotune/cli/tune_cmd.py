@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -16,7 +17,7 @@ from autotune.cli.paths import persistent_db, writable_dir
 from autotune.db import ResultsDB, default_db_url
 from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
-from autotune.emit.library import Choice, baseline_choices
+from autotune.emit.library import Choice, baseline_choices, c_name, default_name
 from autotune.errors import describe_unsupported
 from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
@@ -157,6 +158,12 @@ def _budget(flash: str | None, ram: str | None, objective: str, cycles: float | 
 )
 @click.option("--no-library", is_flag=True, help="Do not emit and verify the whole-model library.")
 @click.option(
+    "--name",
+    metavar="NAME",
+    help="C prefix of the library's symbols, files, macros and CMake/Make/Zephyr target "
+    "[default: the model file's name, e.g. kws_ref_model].",
+)
+@click.option(
     "--flash-limit",
     type=click.FloatRange(0, min_open=True),
     metavar="RATIO",
@@ -211,8 +218,11 @@ def command(
     ram_budget: str | None,
     objective: str,
     cycle_budget: float | None,
+    name: str | None,
 ) -> None:
-    """Tune MODEL's layers for a target; write kernels/, report.md and report.json to --out."""
+    """Tune MODEL's layers for a target; write the library (model/), report.md and
+    report.json to --out."""
+    name = c_name(name) if name is not None else default_name(model)
     if remote:
         os.environ[REMOTE_ENV] = remote  # read by the runner, also in worker processes
     writable_dir(out_dir, "--out")  # before any work: a run must not fail at its end
@@ -241,8 +251,10 @@ def command(
         run = tune_model(model, options, ProgressEvents(progress))
     unsupported = [layer for layer in run.layers if layer.status == "unsupported"]
     deployment = None
-    report = write_outputs(run, out_dir)  # the tuning results stand on their own
-    if not unsupported and not no_library:
+    library_name = None if unsupported or no_library else name
+    # The tuning results stand on their own, whatever happens to the library.
+    report = write_outputs(run, out_dir, library_name=library_name)
+    if library_name is not None:
         choices = {
             layer.index: Choice(layer.best.template, json.loads(layer.best.params))
             for layer in run.layers
@@ -267,22 +279,26 @@ def command(
                     seed,
                     db=db,
                     isolated=isolated,
+                    name=library_name,
                 )
             except DeploymentMismatch as exc:
                 # Never leave a library that failed its whole-model check where it looks shipped.
                 shutil.rmtree(out_dir / "model", ignore_errors=True)
                 write_outputs(run, out_dir, None, failed_deployment(out_dir, str(exc)))
                 raise
-            # The headline speedup is library against library, both run whole.
-            base = deploy(
-                run.graph,
-                run.target,
-                out_dir / "baseline",
-                baseline_choices(run.graph, run.target),
-                clock_mhz,
-                seed,
-                db=db,
-            )
+            # The headline speedup is library against library, both run whole; the
+            # baseline library is a means, not an output: it is built outside --out.
+            with tempfile.TemporaryDirectory(prefix="autotune-baseline-") as work:
+                base = deploy(
+                    run.graph,
+                    run.target,
+                    Path(work),
+                    baseline_choices(run.graph, run.target),
+                    clock_mhz,
+                    seed,
+                    db=db,
+                    name=library_name,
+                )
         deployment = with_baseline(deployed.as_json(), base.as_json())
         if deployment["verified_calls"] and deployment["cycles"] is not None:
             with console.status("running the library on several inputs (latency per layer)"):
@@ -291,7 +307,7 @@ def command(
                 )
             if latency is not None:
                 deployment["latency"] = latency
-        report = write_outputs(run, out_dir, None, deployment)
+        report = write_outputs(run, out_dir, None, deployment, library_name)
     t = report["totals"]
     console.print(
         f"{Path(model).name} on {run.target.name}: {t['tuned_layers']} layers tuned, "
@@ -352,9 +368,8 @@ def command(
                 f"  over {len(lat['inputs'])} inputs: {lat['model']['min']:,} to "
                 f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named}"
             )
-    console.print(
-        f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {out_dir / 'kernels'}/"
-    )
+    sources = out_dir / ("kernels" if library_name is None else "model")
+    console.print(f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {sources}/")
     if as_json:
         click.echo(json.dumps(report, indent=2))
     if unsupported:

@@ -15,7 +15,7 @@ import numpy as np
 
 from autotune import __version__
 from autotune.db import ResultsDB
-from autotune.emit.library import PREFIX, Choice, Library, emit_library, layer_function
+from autotune.emit.library import Choice, Library, compile_flags, emit_library, layer_function
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
 from autotune.model.arrays import extreme_inputs, random_inputs
@@ -56,7 +56,8 @@ class Deployment:
     def as_json(self) -> dict[str, Any]:
         return {
             "directory": str(self.library.directory),
-            "entry_point": f"{PREFIX}_invoke",
+            "name": self.library.name,
+            "entry_point": self.library.entry_point,
             "verified_calls": self.verified_calls,
             "stateful_calls": self.stateful_calls,
             "bit_exact": self.verified_calls > 0,
@@ -183,13 +184,14 @@ def deploy(
     checks: int = 3,
     db: ResultsDB | None = None,
     isolated: Mapping[int, int] | None = None,
+    name: str | None = None,
 ) -> Deployment:
     """Emit, build, run and measure; a library already verified (same sources, target
     toolchain and checks, per the results DB) is written again but not re-run.
 
     ``isolated`` (layer index -> the cycles its variant was measured with alone) is
     compared with each layer's cycles inside the library (``Deployment.differ``)."""
-    library = emit_library(graph, target, Path(out_dir) / "model", choices)
+    library = emit_library(graph, target, Path(out_dir) / "model", choices, name)
     key = _verification_key(library, target, seed, checks)
     cached = db.artifact(key) if db is not None else None
     if cached is not None:
@@ -214,10 +216,10 @@ def _verification_key(library: Library, target: Target, seed: int, checks: int) 
     # The runner: a library verified on the simulator is not verified on a board.
     h.update(f"{seed}:{checks}:{__version__}:{target.runner}".encode())
     h.update(target.cycle_model.encode())  # the core model and the part it was timed on
-    h.update(repr(sorted(library.file_opt.items())).encode())  # how each file is compiled
-    for path in sorted(library.sources) + sorted(library.directory.glob("*.h")):
+    for path in sorted(library.sources) + sorted(library.headers):
         h.update(path.name.encode())
         h.update(path.read_bytes())
+    h.update(repr(sorted(compile_flags(library, target).items())).encode())
     h.update(Path(__file__).read_bytes())  # how it is verified and measured
     return h.hexdigest()
 
@@ -272,7 +274,7 @@ def _measured(
     io_bytes = sum(size for name, size in symbols.items() if name.startswith(("at_in", "at_out")))
     state_bytes = sum(size for name, size in symbols.items() if name.startswith("state"))
     arena_sym = symbols.get("arena", 0)
-    stack = read_stack_usage(build.stack_usage).worst_case(f"{PREFIX}_invoke")
+    stack = read_stack_usage(build.stack_usage).worst_case(library.entry_point)
     # The harness (startup, autotune_main, memcpy/memset stand-ins, the I/O buffers'
     # initial values) is reported apart: flash is the library's own.
     harness = _harness_flash(image, build.objects[len(library.sources) :])
@@ -296,7 +298,7 @@ def _measured(
     }
     layers = []
     for layer in graph.layers:
-        fn = layer_function(layer)
+        fn = layer_function(layer, library.name)
         # Inclusive: a kernel's calls into libgcc helpers are part of its time, as they
         # were when its variant was measured alone.
         counts = run.inclusive.get(fn) if run is not None else None
@@ -307,6 +309,7 @@ def _measured(
                 "function": fn if counts else None,
                 "instructions": counts[0] if counts else 0,
                 "cycles": counts[1] if counts else 0,
+                "code_bytes": symbols.get(fn, 0),
             }
         )
     return Deployment(

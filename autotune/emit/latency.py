@@ -195,7 +195,7 @@ def measure_latency(
         return None
     layers = []
     for layer in graph.layers:
-        fn = layer_function(layer)
+        fn = layer_function(layer, library.name)
         counts = {name: funcs.get(fn, (0, 0))[1] for name, (_, funcs) in whole.items()}
         if any(counts.values()):
             layers.append(LayerLatency(layer.index, layer.op, counts))
@@ -240,7 +240,7 @@ def _alone(
         work / f"alone{layer.index:02d}" / "model",
         {0: choice} if choice is not None else {},
     )
-    fn = layer_function(single.layers[0])
+    fn = layer_function(single.layers[0], lib.name)
     runs = _runs(lib, single, target, cases)
     return {name: funcs.get(fn, (0, 0))[1] for name, (_, funcs) in runs.items()}
 

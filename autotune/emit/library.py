@@ -1,8 +1,10 @@
 """Writes DIR/model/: the network as one C library with a single entry point.
 
-    int autotune_model_invoke(const int8_t *input, int8_t *output);   (one argument per model input/output)
-    void autotune_model_reset(void);                                   (state back to TFLM's reset values)
+    int NAME_invoke(const int8_t *input, int8_t *output);   (one argument per model input/output)
+    void NAME_reset(void);                                   (state back to TFLM's reset values)
 
+NAME (default: the model file's name) prefixes every external symbol, file name,
+macro and header guard, so that any number of models link into one image.
 Weights are const arrays (flash) inside each layer's source file, activations live
 in one static arena laid out by the planner, and variable tensors (LSTM state)
 live in their own static buffers so that they persist across invocations.
@@ -10,6 +12,7 @@ live in their own static buffers so that they persist across invocations.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +23,51 @@ from autotune.emit import ops as _ops  # noqa: F401  (registers the op emitters)
 from autotune.emit.layer_code import EMITTERS, LayerCode, c_type, layer_io
 from autotune.emit.ops.shape import const_array
 from autotune.emit.planner import Plan, check_plan, plan_memory
-from autotune.errors import UnsupportedOpError
+from autotune.errors import AutotuneError, UnsupportedOpError
 from autotune.model.graph import Graph, Layer
 from autotune.platform import plugins, toolchain
 from autotune.platform.target import Target
 from autotune.tune.spec import build_spec
 from autotune.tune.template import INCLUDE_DIR, KernelTemplate
 
-PREFIX = "autotune_model"
+DEFAULT_NAME = "model"
+_C_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Helpers that at_nn.h and the templates define only where the core has the Arm DSP
+# extension (Armv7E-M, Armv8-M Mainline): a source using one outside its own
+# `#if defined(AT_HAVE_DSP)` block needs that core.
+_NEEDS_DSP = re.compile(
+    r"\b(at_sxtb16|at_sxtb16_ror8|at_smlad|at_smlabb|at_smlatt|at_sat8|AT_LDRD"
+    r"|AT_REQUANT_FUSED_SAT8|AT_LSTM_LDRD|AT_LSTM_REQUANT_SAT)\b|#ifndef AT_HAVE_DSP"
+)
+_DSP_BLOCK = re.compile(r"^#if defined\(AT_HAVE_DSP\)$")
+
+
+def _outside_dsp_blocks(source: str) -> str:
+    """The source without its `#if defined(AT_HAVE_DSP)` ... `#else`/`#endif` parts."""
+    kept, depth, skipping = [], 0, 0
+    for line in source.splitlines():
+        stripped = line.strip()
+        if skipping:
+            if stripped.startswith("#if"):
+                depth += 1
+            elif stripped.startswith("#endif") or (stripped.startswith("#el") and depth == 0):
+                if depth == 0:
+                    skipping = 0
+                    continue
+                if stripped.startswith("#endif"):
+                    depth -= 1
+            continue
+        if _DSP_BLOCK.match(stripped):
+            skipping, depth = 1, 0
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def needs_dsp(source: str) -> bool:
+    """Whether a generated source uses the DSP extension unconditionally."""
+    return _NEEDS_DSP.search(_outside_dsp_blocks(source)) is not None
 
 
 @dataclass
@@ -51,25 +91,66 @@ class Library:
     notes: list[str] = field(default_factory=list)
     # Each source file's optimisation level: a tuned layer's file is compiled exactly
     # as its variant was measured. Every build of the library (the verification run,
-    # emitted build files) reads it through opt_for().
+    # emitted build files) reads it through opt_for() (compile_flags()).
     file_opt: dict[str, str] = field(default_factory=dict)
+    name: str = DEFAULT_NAME
+    headers: list[Path] = field(default_factory=list)
 
     def opt_for(self, source: Path | str) -> str:
         """The optimisation flag ``source`` (a file of this library) is compiled with."""
         return self.file_opt.get(Path(source).name, toolchain.DEFAULT_OPT)
 
+    @property
+    def entry_point(self) -> str:
+        return f"{self.name}_invoke"
 
-def layer_function(layer: Layer) -> str:
-    return f"at_layer{layer.index:02d}_{layer.op.lower()}"
+    @property
+    def reset_function(self) -> str:
+        return f"{self.name}_reset"
+
+
+def c_name(name: str, what: str = "--name") -> str:
+    """NAME checked as a C identifier prefix (bad input, exit 2, when it is not one)."""
+    if not _C_NAME.match(name):
+        raise AutotuneError(f"{what} {name!r} is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)")
+    return name
+
+
+def default_name(model_path: str | None) -> str:
+    """The model file's name made a C identifier: kws_ref_model.tflite -> kws_ref_model."""
+    stem = Path(model_path or "").name.split(".")[0]
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", stem).strip("_").lower()
+    if not name:
+        return DEFAULT_NAME
+    return f"m_{name}" if name[0].isdigit() else name
+
+
+def compile_flags(library: Library, target: Target) -> dict[Path, tuple[str, ...]]:
+    """Each source's exact compile flags: the target's and each file's own optimisation
+    level (Library.opt_for). The verification build compiles with these
+    (toolchain.build_flags with opt_for) and every emitted build file (CMake, Make,
+    Zephyr) carries them, so what ships is compiled as what was verified."""
+    return {src: toolchain.build_flags(target, library.opt_for(src)) for src in library.sources}
+
+
+def layer_function(layer: Layer, name: str = DEFAULT_NAME) -> str:
+    return f"{name}_layer{layer.index:02d}_{layer.op.lower()}"
+
+
+def layer_file(index: int, op: str, name: str = DEFAULT_NAME) -> str:
+    """The name of a layer's source file in the library folder."""
+    return f"{name}_layer{index:02d}_{op.lower()}.c"
 
 
 def _template(name: str) -> KernelTemplate:
     return plugins.get_kernel(name)
 
 
-def layer_code(graph: Graph, layer: Layer, target: Target, choice: Choice | None) -> LayerCode:
+def layer_code(
+    graph: Graph, layer: Layer, target: Target, choice: Choice | None, name: str = DEFAULT_NAME
+) -> LayerCode:
     """The C for one layer: its tuned variant, else a template's baseline, else the op emitter."""
-    fn = layer_function(layer)
+    fn = layer_function(layer, name)
     spec = build_spec(graph, layer)
     if spec is not None:
         if choice is not None:
@@ -94,7 +175,7 @@ def layer_code(graph: Graph, layer: Layer, target: Target, choice: Choice | None
                 outputs=outputs,
                 state=state,
                 scratch_bytes=rendered.scratch_bytes,
-                description=f"{template.name} {params}",
+                description=f"{template.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()),
                 headers=template.headers(),
                 opt=str(params.get("opt", toolchain.DEFAULT_OPT)),
             )
@@ -160,12 +241,20 @@ def _pointer(plan: Plan, graph: Graph, t: int, const: bool) -> str:
 
 
 def emit_library(
-    graph: Graph, target: Target, out_dir: Path, choices: dict[int, Choice] | None = None
+    graph: Graph,
+    target: Target,
+    out_dir: Path,
+    choices: dict[int, Choice] | None = None,
+    name: str | None = None,
 ) -> Library:
+    """Write the library's sources into out_dir: one copy of each, nothing else."""
+    name = c_name(name) if name is not None else default_name(graph.path)
     choices = choices or {}
     model_dir = Path(out_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    codes = [layer_code(graph, layer, target, choices.get(layer.index)) for layer in graph.layers]
+    codes = [
+        layer_code(graph, layer, target, choices.get(layer.index), name) for layer in graph.layers
+    ]
     plan = plan_memory(graph, codes)
     problems = check_plan(plan)
     if problems:
@@ -176,25 +265,24 @@ def emit_library(
     for layer, code in zip(graph.layers, codes, strict=True):
         if code.alias:
             continue
-        path = model_dir / f"layer{layer.index:02d}_{layer.op.lower()}.c"
-        path.write_text(code.source)
+        path = model_dir / layer_file(layer.index, layer.op, name)
+        path.write_text(_layer_source(code.source, name, path.name, target))
         sources.append(path)
         file_opt[path.name] = code.opt
-    helpers = sorted(INCLUDE_DIR.glob("*.h"))  # at_nn.h, at_fixedpoint.h
-    helpers += sorted({h for code in codes for h in code.headers})  # a plugin template's own
-    for helper in helpers:
-        shutil.copy(helper, model_dir / helper.name)
 
     # State tensors: one static buffer each, reset to TFLM's values.
     state = sorted({t for code in codes for t in code.state})
     state_bytes = sum(graph.tensors[t].nbytes for t in state)
 
-    header = model_dir / f"{PREFIX}.h"
-    header.write_text(_header(graph, plan, state_bytes))
-    main = model_dir / f"{PREFIX}.c"
-    main.write_text(_main_source(graph, target, codes, plan, state))
+    header = model_dir / f"{name}.h"
+    header.write_text(_header(graph, plan, state_bytes, codes, name))
+    main = model_dir / f"{name}.c"
+    main.write_text(_main_source(graph, target, codes, plan, state, name))
     sources.append(main)
-    return Library(
+    available = {h.name: h for h in INCLUDE_DIR.glob("*.h")}  # at_nn.h, at_fixedpoint.h, ...
+    available |= {h.name: h for code in codes for h in code.headers}  # a plugin template's own
+    helpers = _copy_helpers([p.read_text() for p in sources], available, model_dir)
+    library = Library(
         model_dir,
         sources,
         header,
@@ -205,7 +293,59 @@ def emit_library(
         list(graph.outputs),
         plan.notes,
         file_opt,
+        name=name,
+        headers=[header, *helpers],
     )
+    from autotune.emit.buildfiles import write_build_files  # it builds on this module
+
+    write_build_files(library, target)
+    return library
+
+
+_INCLUDE = re.compile(r'^#include "([^"]+)"', re.MULTILINE)
+
+
+def _copy_helpers(texts: list[str], available: dict[str, Path], model_dir: Path) -> list[Path]:
+    """Copy the helper headers (at_nn.h, ...) that the sources include, and no others."""
+    wanted: list[str] = []
+    todo = [m for text in texts for m in _INCLUDE.findall(text)]
+    while todo:
+        header = todo.pop()
+        path = available.get(header)
+        if header in wanted or path is None:
+            continue
+        wanted.append(header)
+        todo += _INCLUDE.findall(path.read_text())
+    for stale in model_dir.glob("at_*.h"):  # from an earlier emission into the same folder
+        if stale.name not in wanted:
+            stale.unlink()
+    copied = []
+    for header in sorted(wanted):
+        shutil.copy(available[header], model_dir / header)
+        copied.append(model_dir / header)
+    return copied
+
+
+def _layer_source(source: str, name: str, filename: str, target: Target) -> str:
+    """A layer's source with its prototype's header included and, where it uses the DSP
+    extension, one #error for a core without it (instead of a cascade of implicit
+    declarations)."""
+    anchor = "#include <stdint.h>\n"
+    at = source.find(anchor)
+    if at < 0:  # a plugin template that includes it elsewhere, or not at all
+        source, at = anchor + source, 0
+    at += len(anchor)
+    head, body = source[:at], source[at:]
+    head += f'#include "{name}.h"\n'
+    if needs_dsp(body):
+        head += (
+            "\n#if !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP)\n"
+            f'#error "{filename} needs the Arm DSP extension (__ARM_FEATURE_DSP): '
+            f'compile it for {target.name} or another core that has it"\n'
+            "#else\n"
+        )
+        body = body.rstrip("\n") + "\n\n#endif /* __ARM_FEATURE_DSP */\n"
+    return head + body
 
 
 def _io_params(graph: Graph) -> tuple[list[str], list[str]]:
@@ -221,19 +361,30 @@ def _io_params(graph: Graph) -> tuple[list[str], list[str]]:
     return ins, outs
 
 
-def _header(graph: Graph, plan: Plan, state_bytes: int) -> str:
+def _layer_prototype(graph: Graph, code: LayerCode) -> str:
+    params = [f"const {c_type(graph.tensors[t].dtype)} *" for t in code.inputs]
+    params += [f"{c_type(graph.tensors[t].dtype)} *" for t in (*code.outputs, *code.state)]
+    params.append("void *")
+    return f"void {code.function}({', '.join(params)});"
+
+
+def _header(graph: Graph, plan: Plan, state_bytes: int, codes: list[LayerCode], name: str) -> str:
     ins, outs = _io_params(graph)
-    up = PREFIX.upper()
+    up = name.upper()
     lines = [
-        f"/* {PREFIX}.h - generated by autotune {__version__} from {Path(graph.path).name or 'a model'}.",
+        f"/* {name}.h - generated by autotune {__version__} from {Path(graph.path).name or 'a model'}.",
         " *",
         " * Bit-exact with TFLM's int8 kernels. Pass buffers of exactly the sizes below;",
-        " * the library keeps its activations in one static arena of AUTOTUNE_MODEL_ARENA_BYTES.",
+        f" * the library keeps its activations in one static arena of {up}_ARENA_BYTES.",
         " */",
         f"#ifndef {up}_H",
         f"#define {up}_H",
         "",
         "#include <stdint.h>",
+        "",
+        "#ifdef __cplusplus",
+        'extern "C" {',
+        "#endif",
         "",
         f"#define {up}_ARENA_BYTES {plan.arena_bytes}",
         f"#define {up}_STATE_BYTES {state_bytes}",
@@ -253,10 +404,17 @@ def _header(graph: Graph, plan: Plan, state_bytes: int) -> str:
     lines += [
         "",
         "/* Runs the network once; returns 0. Not reentrant (one static arena). */",
-        f"int {PREFIX}_invoke({', '.join(ins + outs)});",
+        f"int {name}_invoke({', '.join(ins + outs)});",
         "",
         "/* Puts persistent state (LSTM hidden and cell state) back to its initial values. */",
-        f"void {PREFIX}_reset(void);",
+        f"void {name}_reset(void);",
+        "",
+        f"/* The layers, in the order {name}_invoke() calls them (not for direct use). */",
+        *(_layer_prototype(graph, code) for code in codes if not code.alias),
+        "",
+        "#ifdef __cplusplus",
+        "}",
+        "#endif",
         "",
         f"#endif /* {up}_H */",
         "",
@@ -270,14 +428,14 @@ def _state_initial(graph: Graph, t: int) -> int:
 
 
 def _main_source(
-    graph: Graph, target: Target, codes: list[LayerCode], plan: Plan, state: list[int]
+    graph: Graph, target: Target, codes: list[LayerCode], plan: Plan, state: list[int], name: str
 ) -> str:
     ins, outs = _io_params(graph)
     lines = [
-        f"/* {PREFIX}.c - generated by autotune {__version__} for {target.name}: the network, layer by layer. */",
+        f"/* {name}.c - generated by autotune {__version__} for {target.name}: the network, layer by layer. */",
         "#include <stdint.h>",
         "",
-        f'#include "{PREFIX}.h"',
+        f'#include "{name}.h"',
         "",
         # unused: a network whose every tensor is the caller's never touches the arena.
         f"static uint8_t arena[{max(plan.arena_bytes, 16)}] __attribute__((aligned(16), unused));",
@@ -291,20 +449,7 @@ def _main_source(
         initial = graph.resources.get(t)
         if initial is not None:
             lines.append(const_array(tensor.dtype, f"init{t}", initial))
-    lines.append("")
-    for code in codes:
-        if code.alias:
-            continue
-        params = []
-        for t in code.inputs:
-            params.append(f"const {c_type(graph.tensors[t].dtype)} *")
-        for t in code.outputs:
-            params.append(f"{c_type(graph.tensors[t].dtype)} *")
-        for t in code.state:
-            params.append(f"{c_type(graph.tensors[t].dtype)} *")
-        params.append("void *")
-        lines.append(f"void {code.function}({', '.join(params)});")
-    lines += ["", f"void {PREFIX}_reset(void)", "{"]
+    lines += ["", f"void {name}_reset(void)", "{"]
     for t in state:
         tensor = graph.tensors[t]
         lines.append(f"    for (int32_t i = 0; i < {tensor.size}; ++i) {{")
@@ -312,10 +457,10 @@ def _main_source(
         lines.append("    }")
     if not state:
         lines.append("    /* This network keeps no state between invocations. */")
-    lines += ["}", "", f"int {PREFIX}_invoke({', '.join(ins + outs)})", "{"]
+    lines += ["}", "", f"int {name}_invoke({', '.join(ins + outs)})", "{"]
     lines.append("    static int ready;")
     lines.append("    if (!ready) {")
-    lines.append(f"        {PREFIX}_reset();")
+    lines.append(f"        {name}_reset();")
     for t in state:  # what CALL_ONCE's init subgraph assigns, on the first call only
         if graph.resources.get(t) is not None:
             lines.append(

@@ -9,6 +9,7 @@ from typing import Any
 
 from autotune import __version__
 from autotune.db import Trial
+from autotune.emit.library import layer_file
 from autotune.tune.model_choice import write_front_plot
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
@@ -97,16 +98,22 @@ def write_outputs(
     out_dir: Path,
     json_path: Path | None = None,
     deployment: dict[str, Any] | None = None,
+    library_name: str | None = None,
 ) -> dict[str, Any]:
-    """Render every tuned layer's source with its own values; write the reports."""
+    """Write the reports. With library_name, each tuned layer's source is its file in
+    the library (DIR/model/); without (no library), each tuned layer's source is
+    rendered on its own into DIR/kernels/."""
     out_dir.mkdir(parents=True, exist_ok=True)
     kernels_dir = out_dir / "kernels"
-    kernels_dir.mkdir(exist_ok=True)
-    shutil.copy(INCLUDE_DIR / "at_nn.h", kernels_dir / "at_nn.h")
+    if library_name is None:
+        kernels_dir.mkdir(exist_ok=True)
+        shutil.copy(INCLUDE_DIR / "at_nn.h", kernels_dir / "at_nn.h")
     layers = []
     for r in run.layers:
         source = None
-        if r.best is not None and r.spec is not None:
+        if r.best is not None and r.spec is not None and library_name is not None:
+            source = f"model/{layer_file(r.index, r.op, library_name)}"
+        elif r.best is not None and r.spec is not None:
             template = next(t for t in templates_for(r.op) if t.name == r.best.template)
             rendered = template.render(
                 r.spec, run.target, json.loads(r.best.params), layer_function(r)
