@@ -45,10 +45,18 @@ def cli() -> None:
 
 def _register_commands() -> None:
     # Each command lives in its own module under autotune/cli/.
-    from autotune.cli import calibrate_cmd, example_cmd, inspect_cmd, reference_cmd, tune_cmd
+    from autotune.cli import (
+        calibrate_cmd,
+        estimate_cmd,
+        example_cmd,
+        inspect_cmd,
+        reference_cmd,
+        tune_cmd,
+    )
 
     cli.add_command(tune_cmd.command)
     cli.add_command(example_cmd.command)
+    cli.add_command(estimate_cmd.command)
     cli.add_command(inspect_cmd.command)
     cli.add_command(reference_cmd.command)
     cli.add_command(calibrate_cmd.command)
