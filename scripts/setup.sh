@@ -13,6 +13,7 @@ packages=(
   qemu-user qemu-system-arm qemu-system-misc        # the second, independent executor
   postgresql                                        # the DB tests' throwaway server (a team's DB)
   cmake make                                        # build files and examples/firmware
+  chromium                                          # opens report.html in a test
 )
 
 sudo=""

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autotune.cli.paths import persistent_db, writable_dir
-from autotune.db import ResultsDB, default_db_url
+from autotune.db import ResultsDB, Trial, default_db_url
 from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices, c_name, default_name
@@ -30,19 +31,26 @@ from autotune.tune.search import Outcome
 
 
 class ProgressEvents(Events):
-    """One progress bar per workload being searched, on stderr."""
+    """One progress bar per workload being searched, named by its layers, on stderr."""
 
     def __init__(self, bars: Progress) -> None:
         self.bars = bars
         self.tasks: dict[str, int] = {}
         self.overall: int | None = None
+        self.labels: dict[str, str] = {}
 
     def workloads(self, count: int, budget: int) -> None:
         self.overall = self.bars.add_task("workloads", total=count)
 
+    def names(self, names: dict[str, str]) -> None:
+        self.labels = names
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, f"workload {key[:8]}")
+
     def _task(self, key: str, budget: int) -> int:
         if key not in self.tasks:
-            self.tasks[key] = self.bars.add_task(f"workload {key[:8]}", total=budget)
+            self.tasks[key] = self.bars.add_task(self.label(key), total=budget)
         return self.tasks[key]
 
     def progress(self, key: str, measured: int, budget: int, best: float | None) -> None:
@@ -50,7 +58,7 @@ class ProgressEvents(Events):
         self.bars.update(
             self._task(key, budget),
             completed=measured,
-            description=f"workload {key[:8]} ({best_text})",
+            description=f"{self.label(key)} ({best_text})",
         )
 
     def workload_done(self, key: str, outcome: Outcome) -> None:
@@ -74,6 +82,41 @@ def _budget(flash: str | None, ram: str | None, objective: str, cycles: float | 
     if objective != "cycles" and cycles is None:
         raise click.BadParameter(f"--objective {objective} needs --cycle-budget")
     return budget
+
+
+class LogEvents(ProgressEvents):
+    """Without a terminal (CI, a pipe): one line per finished workload, as it finishes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.labels = {}
+        self.count = 0
+        self.done = 0
+        self.started = time.monotonic()
+
+    def workloads(self, count: int, budget: int) -> None:
+        self.count = count
+        self.console.print(f"autotune: tuning {count} workloads, {budget} variants each")
+
+    def progress(self, key: str, measured: int, budget: int, best: float | None) -> None:
+        pass
+
+    def workload_done(self, key: str, outcome: Outcome) -> None:
+        self.done += 1
+        best = outcome.best
+        value = "no bit-exact variant" if best is None else _value(best)
+        self.console.print(
+            f"autotune: [{self.done}/{self.count}] {self.label(key)}: {value}; "
+            f"{outcome.measured} variants measured"
+            f"{' (cached)' if outcome.cached else ''}; {time.monotonic() - self.started:.0f} s"
+        )
+
+
+def _value(trial: Trial) -> str:
+    for value, unit in ((trial.cycles, "cycles"), (trial.instructions, "instructions")):
+        if value is not None:
+            return f"best {value:,} {unit}"
+    return f"best {trial.code_bytes or 0:,} code bytes"
 
 
 @click.command("tune")
@@ -240,15 +283,18 @@ def command(
         target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget
     )
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        run = tune_model(model, options, ProgressEvents(progress))
+    if not console.is_terminal:
+        run = tune_model(model, options, LogEvents(console))
+    else:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            run = tune_model(model, options, ProgressEvents(progress))
     unsupported = [layer for layer in run.layers if layer.status == "unsupported"]
     deployment = None
     library_name = None if unsupported or no_library else name
@@ -369,7 +415,10 @@ def command(
                 f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named}"
             )
     sources = out_dir / ("kernels" if library_name is None else "model")
-    console.print(f"  wrote {out_dir / 'report.md'}, {out_dir / 'report.json'} and {sources}/")
+    console.print(
+        f"  wrote {out_dir / 'report.html'}, {out_dir / 'report.md'}, "
+        f"{out_dir / 'report.json'} and {sources}/"
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2))
     if unsupported:

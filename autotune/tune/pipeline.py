@@ -41,6 +41,7 @@ from autotune.tune.search import (
     StudyContext,
     WorkloadSearch,
     flash_bytes,
+    known_trials,
 )
 from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import KernelTemplate
@@ -90,6 +91,8 @@ class LayerResult:
     cache_hit: bool = False
     bit_exact: bool = False
     verified_now: bool = False
+    # Why variants of this workload failed: kind -> {count, first message}.
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Events:
     """Progress callbacks: the CLI shows them; tests may ignore them."""
 
     def workloads(self, count: int, budget: int) -> None: ...
+    def names(self, names: dict[str, str]) -> None: ...
     def progress(self, key: str, measured: int, budget: int, best: float | None) -> None: ...
     def workload_done(self, key: str, outcome: Outcome) -> None: ...
 
@@ -205,6 +209,7 @@ def tune_model(
     run.layers, specs, checks = prepare_layers(graph, options.seed)
 
     events.workloads(len(specs), options.trials)
+    events.names(workload_names(run.layers))
     outcomes = _run_searches(specs, checks, target, options, events)
     run.measured = sum(o.measured for o in outcomes.values())
 
@@ -214,7 +219,37 @@ def tune_model(
             run.choice = _choose_all(run, outcomes, db, Path(work), options)
         except InfeasibleBudget as exc:
             raise InfeasibleBudget(f"{model_path}: {exc}") from None
+        for result in run.layers:
+            if result.spec is not None:
+                result.failures = failure_summary(result.spec, ctx, db)
     return run
+
+
+def workload_names(layers: list[LayerResult]) -> dict[str, str]:
+    """Per workload key, the layers it stands for: "layer 3 CONV_2D", "layers 4, 6 CONV_2D"."""
+    by_key: dict[str, list[LayerResult]] = {}
+    for r in layers:
+        if r.spec is not None:
+            by_key.setdefault(r.spec.workload_key(), []).append(r)
+    names = {}
+    for key, rs in by_key.items():
+        which = ", ".join(str(r.index) for r in rs)
+        names[key] = f"layer{'s' if len(rs) > 1 else ''} {which} {rs[0].op}"
+    return names
+
+
+def failure_summary(spec: KernelSpec, ctx: StudyContext, db: ResultsDB) -> dict[str, Any]:
+    """The workload's failed variants in the DB by kind (compile, fault, timeout, mismatch):
+    how many, and the first message of each kind."""
+    templates = [t for t in templates_for(spec.op) if t.applies(spec, ctx.target)]
+    out: dict[str, dict[str, Any]] = {}
+    trials = sorted(known_trials(db, spec, templates, ctx).values(), key=lambda t: t.id)
+    for t in trials:
+        if t.status in ("ok", "constraint"):
+            continue
+        info = out.setdefault(t.status, {"count": 0, "first": t.reason})
+        info["count"] += 1
+    return out
 
 
 def _run_searches(

@@ -10,6 +10,7 @@ from typing import Any
 from autotune import __version__
 from autotune.db import Trial
 from autotune.emit.library import layer_file
+from autotune.tune import report_html
 from autotune.tune.model_choice import write_front_plot
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
@@ -64,6 +65,7 @@ def layer_json(r: LayerResult, source: str | None) -> dict[str, Any]:
         "cycles_per_mac": _per_mac(best.cycles, r.macs) if best else None,
         "instructions_per_mac": _per_mac(best.instructions, r.macs) if best else None,
         "source": source,
+        "failures": r.failures,
     }
 
 
@@ -149,6 +151,7 @@ def write_outputs(
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown(report))
+    (out_dir / "report.html").write_text(report_html.render(report))
     return report
 
 
@@ -209,7 +212,7 @@ def markdown(report: dict[str, Any]) -> str:
         base, tuned = layer["baseline"], layer["tuned"]
         if tuned is None:
             note = layer["note"] or layer["status"]
-            blanks = " |" * (3 if size_only else 7)
+            blanks = " |" * (2 if size_only else 6)
             lines.append(
                 f"| {layer['index']} | {layer['op']} | | {_n(layer['macs'] or None)} |{blanks} {note} |"
             )
@@ -236,12 +239,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_n(t['tuned_cycles'])} | {_n(t['speedup'])}x | {_n(t['cycles_per_mac'])} "
             f"| {_n(t['instructions_per_mac'])} | | |",
             "",
-            "Every tuned layer was verified bit-exact against autotune's reference (TFLM int8 "
-            "semantics) on a seeded random input, all -128 and all 127. Baseline = the plain "
-            "reference-style loop compiled with the same toolchain.",
         ]
+    if not t["tuned_layers"]:
+        lines.append("No layer was tuned: every layer runs its baseline (see the notes).")
     if report.get("selection"):
         lines += selection_markdown(report["selection"], report["metric"])
+    lines += failures_markdown(report["layers"])
     if report.get("deployment"):
         lines += deployment_markdown(report["deployment"], report["layers"])
         if report["deployment"].get("latency"):
@@ -337,6 +340,28 @@ def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
             f"- layer {r['layer']}: {r['template']} {r['params']} rejected (not bit-exact on "
             f"this layer's values: {r['reason']}); the next best was checked"
         )
+    return lines
+
+
+def failures_markdown(layers: list[dict[str, Any]]) -> list[str]:
+    """Why variants failed, per layer: counts by kind and the first message of each."""
+    rows = [(entry, entry.get("failures") or {}) for entry in layers]
+    rows = [(entry, f) for entry, f in rows if f]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Why variants failed",
+        "",
+        "| # | op | failure | variants | first message |",
+        "|---:|---|---|---:|---|",
+    ]
+    for entry, failures in rows:
+        for kind, info in sorted(failures.items()):
+            first = str(info["first"]).replace("|", "\\|").replace("\n", " ")
+            lines.append(
+                f"| {entry['index']} | {entry['op']} | {kind} | {info['count']} | {first} |"
+            )
     return lines
 
 

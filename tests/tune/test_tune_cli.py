@@ -33,11 +33,15 @@ def example(tmp_path: Path) -> Path:
     return path
 
 
+def db_url(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'results.sqlite'}"
+
+
 def tune(
     model: Path, target: str, tmp: Path, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp / f"out-{target}"
-    db = f"sqlite:///{tmp / 'results.sqlite'}"
+    db = db_url(tmp)
     result = autotune(
         str(model),
         "--target",
@@ -81,7 +85,36 @@ def test_tune_example_then_hit_the_cache(example: Path, tmp_path: Path, target: 
     dep = report["deployment"]
     assert dep["bit_exact"] and dep["verified_calls"] >= 3
     assert dep["cycles"] > 0 and dep["milliseconds"] > 0 and dep["flash"]["weights"] > 0
-    assert (tmp_path / f"out-{target}" / "model" / "autotune_model.h").is_file()
+    out = tmp_path / f"out-{target}"
+    assert dep["name"] == "quickstart" and dep["entry_point"] == "quickstart_invoke"
+    assert (out / "model" / "quickstart.h").is_file()
+    # One copy of each source, and no build products in the user's folder.
+    listing = sorted(p.name for p in out.iterdir())
+    assert listing == ["model", "report.html", "report.json", "report.md"]
+    page = (out / "report.html").read_text()
+    assert 'id="chart-layers"' in page and 'id="chart-share"' in page
+    # Without a terminal, one line per finished workload, naming its layers and op.
+    done = [line for line in first.stderr.splitlines() if line.startswith("autotune: [")]
+    assert any("layer 0 CONV_2D: best " in line for line in done), first.stderr
+    assert not list((out / "model").glob("*.o")) and not list((out / "model").glob("*.elf"))
+
+    # Once tuned, `autotune estimate` gives each tuned layer's DB figure, labelled as such.
+    est = autotune(
+        "estimate",
+        str(example),
+        "--target",
+        target,
+        "--db",
+        db_url(tmp_path),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert est.returncode == 0, est.stderr
+    estimated = {e["index"]: e for e in json.loads(est.stdout)["layers"]}
+    for layer in tuned:
+        assert estimated[layer["index"]]["source"] == "db"
+        assert estimated[layer["index"]]["cycles"] == layer["tuned"]["cycles"]
+        assert estimated[layer["index"]]["baseline_cycles"] == layer["baseline"]["cycles"]
     # Latency over inputs: the softmax's exponentials depend on its input.
     lat = dep["latency"]
     assert lat["inputs"] == ["random", "all min", "all max"]
@@ -114,9 +147,8 @@ def test_emitted_kernels_compile_warning_free(example: Path, tmp_path: Path) -> 
                 "-O2",
                 "-Wall",
                 "-Wextra",
+                "-Wmissing-prototypes",
                 "-Werror",
-                "-I",
-                str(out / "kernels"),
                 "-c",
                 str(out / layer["source"]),
                 "-o",

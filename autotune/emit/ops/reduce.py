@@ -83,5 +83,10 @@ def mean(graph: Graph, layer: Layer, function: str) -> LayerCode:
         output_offset=y.zero_point,
     )
     return LayerCode(
-        function, source, ops.inputs, ops.outputs, ops.state, description=f"axes {axes}"
+        function,
+        source,
+        ops.inputs,
+        ops.outputs,
+        ops.state,
+        description="axes " + ", ".join(map(str, axes)),
     )
