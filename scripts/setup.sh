@@ -8,6 +8,7 @@ packages=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi         # Cortex-M, Cortex-A7
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf  # RISC-V rv32 profiles
   gcc-aarch64-linux-gnu                             # Cortex-A53
+  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross pkgconf  # embedded-Linux libraries
   gcc-arc-linux-gnu                                 # ARC EM
   gcc-mipsel-linux-gnu                              # the out-of-tree MIPS example plugin
   qemu-user qemu-system-arm qemu-system-misc        # the second, independent executor

@@ -19,6 +19,7 @@ from autotune.db import ResultsDB, Trial, default_db_url
 from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices, c_name, default_name
+from autotune.emit.linux import build_linux, linux_abis
 from autotune.errors import describe_unsupported
 from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
@@ -96,7 +97,7 @@ class LogEvents(ProgressEvents):
 
     def workloads(self, count: int, budget: int) -> None:
         self.count = count
-        self.console.print(f"autotune: tuning {count} workloads, {budget} variants each")
+        self.console.print(f"tuning {count} workloads, {budget} variants each")
 
     def progress(self, key: str, measured: int, budget: int, best: float | None) -> None:
         pass
@@ -105,10 +106,11 @@ class LogEvents(ProgressEvents):
         self.done += 1
         best = outcome.best
         value = "no bit-exact variant" if best is None else _value(best)
+        n = outcome.measured
         self.console.print(
-            f"autotune: [{self.done}/{self.count}] {self.label(key)}: {value}; "
-            f"{outcome.measured} variants measured"
-            f"{' (cached)' if outcome.cached else ''}; {time.monotonic() - self.started:.0f} s"
+            f"[{self.done}/{self.count}] {self.label(key)}: {value}; "
+            f"{n} variant{'' if n == 1 else 's'} measured"
+            f"{' (cached)' if outcome.cached else ''}; {time.monotonic() - self.started:.0f} s",
         )
 
 
@@ -282,7 +284,7 @@ def command(
     options = TuneOptions(
         target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget
     )
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())  # logs: whole lines
     if not console.is_terminal:
         run = tune_model(model, options, LogEvents(console))
     else:
@@ -353,6 +355,17 @@ def command(
                 )
             if latency is not None:
                 deployment["latency"] = latency
+        if linux_abis(run.target):
+            with console.status("building the embedded-Linux libraries"):
+                deployment["linux"] = [
+                    {
+                        "triplet": b.abi.triplet,
+                        "static": str(b.static),
+                        "shared": str(b.shared),
+                        "pkgconfig": str(b.pkgconfig),
+                    }
+                    for b in build_linux(deployed.library, run.target, out_dir)
+                ]
         report = write_outputs(run, out_dir, None, deployment, library_name)
     t = report["totals"]
     console.print(
@@ -414,6 +427,8 @@ def command(
                 f"  over {len(lat['inputs'])} inputs: {lat['model']['min']:,} to "
                 f"{lat['model']['max']:,} {lat['metric']}; input-dependent layers: {named}"
             )
+    for b in (deployment or {}).get("linux", []):
+        console.print(f"  {b['triplet']}: {b['static']}, {b['shared']}, {b['pkgconfig']}")
     sources = out_dir / ("kernels" if library_name is None else "model")
     console.print(
         f"  wrote {out_dir / 'report.html'}, {out_dir / 'report.md'}, "

@@ -129,6 +129,21 @@ class DebugSupport:
 
 
 @dataclass(frozen=True)
+class LinuxAbi:
+    """A Linux user-space ABI a target's library can also be built for (embedded Linux).
+
+    ``cflags`` select the core as the tuned code was compiled for it, under this ABI's
+    calling convention; ``qemu`` runs its programs with ``sysroot`` as ``-L``."""
+
+    triplet: str  # e.g. aarch64-linux-gnu
+    cc: str
+    debian_package: str
+    cflags: tuple[str, ...]
+    qemu: str = ""
+    sysroot: str = ""
+
+
+@dataclass(frozen=True)
 class QemuCommand:
     """A qemu-user binary and the CPU it emulates for a target."""
 
@@ -187,6 +202,11 @@ class IsaSupport:
     def debug(self, target: Target) -> DebugSupport | None:
         """How the gdb runner drives ``target`` behind a GDB server; None when it cannot."""
         return None
+
+    def linux_abis(self, target: Target) -> Sequence[LinuxAbi]:
+        """The Linux ABIs ``target``'s library is also built for (static, shared and
+        pkg-config next to the sources); none for bare-metal-only cores."""
+        return ()
 
     def __repr__(self) -> str:
         return f"<IsaSupport {self.name}>"

@@ -177,9 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"- **{report['target']} cannot be executed here**: variants are ranked by code size "
             "only and are not verified on the target"
         )
-    elif (
-        report["totals"]["tuned_cycles"] is None and report["totals"]["tuned_instructions"] is None
-    ):
+    elif t["tuned_layers"] and t["tuned_cycles"] is None and t["tuned_instructions"] is None:
         lines.append(
             f"- cycles would be **{report['metric']}**, but runner {report['runner']} counted "
             "neither cycles nor instructions (QEMU has no cycle counter): variants are ranked by "
@@ -427,6 +425,11 @@ def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list
         )
     else:
         lines.append(f"- arena: {_n(d['arena_bytes'])} bytes (tflite-micro cannot load this model)")
+    for b in d.get("linux", []):
+        lines.append(
+            f"- embedded Linux ({b['triplet']}): `{b['static']}`, `{b['shared']}`, "
+            f"`{b['pkgconfig']}`"
+        )
     total = sum(entry["cycles"] for entry in d["layers"]) or 1
     if not any(entry["function"] for entry in d["layers"]):
         return lines

@@ -163,10 +163,20 @@ def _deployment(d: dict[str, Any]) -> list[str]:
             f"{d['milliseconds']:.3f} ms at {d['clock_mhz']:g} MHz</li>"
         )
     latency = d.get("latency")
-    if latency and latency.get("min") is not None:
+    if latency:
+        model = latency["model"]
+        dependent = ", ".join(
+            f"{x['index']} ({x['op']})" for x in latency["input_dependent_layers"]
+        )
         out.append(
-            f"<li>over the checked inputs: min {_n(latency['min'])}, "
-            f"max {_n(latency['max'])} {_e(d['metric'])}</li>"
+            f"<li>latency over {len(latency['inputs'])} inputs: min <b>{_n(model['min'])}</b>, "
+            f"max <b>{_n(model['max'])}</b> {_e(latency['metric'])}; "
+            + (
+                f"input-dependent layers: {_e(dependent)}"
+                if dependent
+                else "no layer's time depends on its input on these inputs"
+            )
+            + "</li>"
         )
     flash, ram = d["flash"], d["ram"]
     out.append(
@@ -178,6 +188,11 @@ def _deployment(d: dict[str, Any]) -> list[str]:
         + (f" (tflite-micro: {_n(d['tflm_arena']['total'])} B)" if d["tflm_arena"] else "")
         + f", state {_n(ram['state'])} B, worst-case stack {_n(ram['stack_needed'])} B</li>"
     )
+    for b in d.get("linux", []):
+        out.append(
+            f"<li>embedded Linux ({_e(b['triplet'])}): <code>{_e(b['static'])}</code>, "
+            f"<code>{_e(b['shared'])}</code>, <code>{_e(b['pkgconfig'])}</code></li>"
+        )
     out.append("</ul>")
     return out
 

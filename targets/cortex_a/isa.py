@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autotune.platform.cycles.decode import CapstoneDecoder, a64_insn, arm_insn, thumb_insn
-from autotune.platform.isa import Decoder, EmulatorCpu, IsaSupport
+from autotune.platform.isa import Decoder, EmulatorCpu, IsaSupport, LinuxAbi
 from autotune.platform.target import Target
 from autotune.targets.cortex_m.isa import arm_compiler_features
 
@@ -90,6 +90,20 @@ class A32(IsaSupport):
     def linker_code_sections(self, region: str) -> Sequence[str]:
         return (f"  .ARM.exidx : {{ *(.ARM.exidx*) }} > {region}",)
 
+    def linux_abis(self, target: Target) -> Sequence[LinuxAbi]:
+        # The same core flags with the hard-float calling convention of Debian's armhf.
+        core = tuple(f for f in target.toolchain.cflags if not f.startswith("-mfloat-abi="))
+        return (
+            LinuxAbi(
+                "arm-linux-gnueabihf",
+                "arm-linux-gnueabihf-gcc",
+                "gcc-arm-linux-gnueabihf",
+                (*core, "-mfloat-abi=hard"),
+                "qemu-arm",
+                "/usr/arm-linux-gnueabihf",
+            ),
+        )
+
     def compiler_features(self, macros: Mapping[str, str]) -> tuple[set[str], set[str]] | None:
         return arm_compiler_features(macros)
 
@@ -127,6 +141,18 @@ class AArch64(IsaSupport):
         import capstone
 
         return CapstoneDecoder({0: (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM, a64_insn)})
+
+    def linux_abis(self, target: Target) -> Sequence[LinuxAbi]:
+        return (
+            LinuxAbi(
+                "aarch64-linux-gnu",
+                "aarch64-linux-gnu-gcc",
+                "gcc-aarch64-linux-gnu",
+                tuple(target.toolchain.cflags),
+                "qemu-aarch64",
+                "/usr/aarch64-linux-gnu",
+            ),
+        )
 
     def qemu_cpu(self, target: Target) -> str | None:
         return target.name if target.name.startswith("cortex-a") else None

@@ -121,7 +121,17 @@ def test_plugin_template_renders_from_its_package_and_ships_its_header(
     src.write_text(rendered.source)
     includes = [f"-I{d}" for d in tpl.include_dirs()]
     subprocess.run(
-        ["gcc", "-Wall", "-Wextra", "-Werror", *includes, "-c", str(src), "-o", str(tmp_path / "p.o")],
+        [
+            "gcc",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            *includes,
+            "-c",
+            str(src),
+            "-o",
+            str(tmp_path / "p.o"),
+        ],
         check=True,
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from autotune.tune import report_html
-from autotune.tune.report import markdown
+from autotune.tune.report import markdown, totals
 
 METRIC = "cycles (model cortex-m4 v1)"
 
@@ -50,7 +50,6 @@ def _layer(index: int, op: str, tuned: bool, failures: dict[str, Any] | None = N
 
 
 def _report(layers: list[dict], deployment: dict | None = None) -> dict[str, Any]:
-    tuned = [entry for entry in layers if entry["tuned"]]
     return {
         "model": "/m/kws.tflite",
         "model_sha256": "0" * 64,
@@ -60,16 +59,7 @@ def _report(layers: list[dict], deployment: dict | None = None) -> dict[str, Any
         "metric": METRIC,
         "measured_variants": 7,
         "layers": layers,
-        "totals": {
-            "macs": sum(entry["macs"] for entry in layers),
-            "tuned_layers": len(tuned),
-            "tuned_macs": sum(entry["macs"] for entry in tuned),
-            "baseline_cycles": sum(e["baseline"]["cycles"] for e in tuned) if tuned else None,
-            "tuned_cycles": sum(e["tuned"]["cycles"] for e in tuned) if tuned else None,
-            "speedup": 3.0 if tuned else None,
-            "cycles_per_mac": None,
-            "instructions_per_mac": None,
-        },
+        "totals": totals(layers),
         "deployment": deployment,
     }
 
@@ -100,6 +90,13 @@ def _deployment(layers: list[dict]) -> dict[str, Any]:
         "stack_exact": True,
         "arena_bytes": 1952,
         "tflm_arena": {"total": 5248, "head": 1920, "tail": 3328},
+        "latency": {
+            "metric": METRIC,
+            "inputs": ["random", "all min", "all max"],
+            "model": {"min": 24990, "max": 25120, "cycles": {}, "bound": 25120},
+            "input_dependent_layers": [{"index": 2, "op": "CONV_2D"}],
+            "layers": [],
+        },
         "layers": [
             {
                 "index": e["index"],
@@ -154,6 +151,7 @@ def test_html_has_the_charts_and_tables() -> None:
     assert "SOFTMAX" not in bars  # untuned layers have no bars
     assert 'id="chart-share"' in page and "the library as built" in page
     assert "check input 0: 2 of 160 values differ" in page and "<td>3</td>" in page
+    assert "min <b>24,990</b>, max <b>25,120</b>" in page and "2 (CONV_2D)" in page
     assert "<script" not in page  # self-contained, nothing to run or fetch
     assert "&lt;" not in page.split("<body>")[0]
 

@@ -94,7 +94,7 @@ def test_tune_example_then_hit_the_cache(example: Path, tmp_path: Path, target: 
     page = (out / "report.html").read_text()
     assert 'id="chart-layers"' in page and 'id="chart-share"' in page
     # Without a terminal, one line per finished workload, naming its layers and op.
-    done = [line for line in first.stderr.splitlines() if line.startswith("autotune: [")]
+    done = [line for line in first.stderr.splitlines() if line.startswith("[")]
     assert any("layer 0 CONV_2D: best " in line for line in done), first.stderr
     assert not list((out / "model").glob("*.o")) and not list((out / "model").glob("*.elf"))
 
