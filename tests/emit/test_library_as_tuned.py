@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autotune.emit.deploy import agreement, deploy
-from autotune.emit.library import quick_choices
+from autotune.emit.library import layer_file, quick_choices
 from autotune.examples import quickstart_model
 from autotune.model.tflite_import import parse_model
 from autotune.platform import plugins, toolchain
@@ -49,9 +49,14 @@ def test_layers_in_the_library_take_their_tuned_cycles(target_name: str, tmp_pat
         isolated[index] = m.cycles
 
     result = deploy(graph, target, tmp_path / "lib", choices, isolated=isolated)
+    cmake = (result.library.directory / "CMakeLists.txt").read_text()
     for index, choice in choices.items():
-        source = next(p for p in result.library.sources if p.name.startswith(f"layer{index:02d}_"))
+        name = layer_file(index, graph.layers[index].op, result.library.name)
+        source = next(p for p in result.library.sources if p.name == name)
         assert result.library.opt_for(source) == choice.params["opt"]
+        # The emitted build files compile the file as it was measured.
+        opts = cmake.split(f'{name} PROPERTIES\n    COMPILE_OPTIONS "', 1)[1].split(";", 1)[0]
+        assert opts == choice.params["opt"]
     assert len(isolated) == 5
     tuned = [e for e in result.layers if e["index"] in isolated]
     assert all("isolated_cycles" in e for e in tuned)

@@ -5,7 +5,7 @@ interpreter. The layers use fast untuned variants (quick_choices), so no search 
 Covered patterns: Conv1D as converted (RESHAPE + CONV_2D with height 1 and kernels of
 512, 128 and 64 taps), the last step taken with STRIDED_SLICE, the bidirectional form
 (REVERSE_V2, two LSTMs, CONCATENATION), stacked LSTMs, and a stateful model (dtln) whose
-state the library keeps across calls and restores with autotune_model_reset().
+state the library keeps across calls and restores with NAME_reset().
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_dtln_keeps_its_state_across_calls_and_resets(target_name: str, tmp_path
     )
     assert any(not np.array_equal(s[0], f[0]) for s, f in zip(expected[1:], fresh[1:], strict=True))
 
-    # autotune_model_reset() before every call: after three calls have moved the state,
+    # NAME_reset() before every call: after three calls have moved the state,
     # a reset run of the first input reproduces the first call exactly.
     replay = [calls[0], calls[1], calls[2], calls[0]]
     again = run_on_target(library, graph, target, replay, reset_each=True)
