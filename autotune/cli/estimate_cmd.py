@@ -12,7 +12,7 @@ from rich.table import Table
 
 from autotune.model.tflite_import import load_model
 from autotune.platform import plugins
-from autotune.tune.db import default_db_url
+from autotune.db import default_db_url
 from autotune.tune.estimate import estimate
 
 _SOURCES = {
@@ -90,6 +90,12 @@ def command(model: str, target: str, db_url: str | None, as_json: bool) -> None:
     )
     for source in sorted({e["source"] for e in result["layers"]}):
         console.print(f"  {source}: {_SOURCES[source]}")
+    cal = result["calibration"]
+    if cal and t["layers_expected"]:
+        stale = " (not the target's current model)" if cal["metric"] != result["metric"] else ""
+        console.print(
+            f"  calibration: {cal['metric']}{stale}, autotune {cal['tool_version']}, {cal['date']}"
+        )
     ram, tflm = result["ram"], result["tflm_arena"]
     vs = f" (tflite-micro: {tflm['total']:,} B)" if tflm else " (tflite-micro cannot load it)"
     console.print(

@@ -29,7 +29,7 @@ from autotune.model.stats import layer_macs
 from autotune.platform import plugins
 from autotune.platform.target import Target
 from autotune.reference.oracle import tflm_arena
-from autotune.tune.db import ResultsDB
+from autotune.db import ResultsDB
 from autotune.tune.pipeline import study_context
 from autotune.tune.search import StudyContext, known_trials, ranked
 from autotune.tune.spec import build_spec

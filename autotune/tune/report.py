@@ -10,7 +10,6 @@ from typing import Any
 from autotune import __version__
 from autotune.db import Trial
 from autotune.emit.library import layer_file
-from autotune.tune import report_html
 from autotune.tune.model_choice import write_front_plot
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
@@ -151,6 +150,8 @@ def write_outputs(
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown(report))
+    from autotune.tune import report_html  # it reads this module's helpers
+
     (out_dir / "report.html").write_text(report_html.render(report))
     return report
 

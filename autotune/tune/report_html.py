@@ -8,6 +8,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from autotune.tune.report import _n  # numbers as report.md writes them
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
@@ -16,14 +18,6 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .note { color: #555; font-size: 0.9em; } figure { margin: 1em 0; } svg { max-width: 100%; }
 """
-
-
-def _n(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.2f}"
-    return f"{v:,}"
 
 
 def _e(text: Any) -> str:
