@@ -10,10 +10,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from autotune.model.tflite_import import load_model
-from autotune.platform import plugins
 from autotune.db import default_db_url
+from autotune.model.tflite_import import load_model
 from autotune.tune.estimate import estimate
+from autotune.tune.pipeline import TuneOptions, resolve_target
 
 _SOURCES = {
     "db": "measured: the results DB's best variant for this workload, and its baseline",
@@ -33,13 +33,19 @@ def _n(v: Any) -> str:
     "--target", "-t", default="cortex-m4", show_default=True, help="Core to estimate for."
 )
 @click.option(
+    "--part",
+    metavar="PART",
+    help="Time on this part's memory system (`autotune targets --parts`): the DB's figures "
+    "measured for that part; calibrated figures stay core-only.",
+)
+@click.option(
     "--db", "db_url", metavar="URL", help=f"Results DB to read [default: {default_db_url()}]"
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/cli.md).")
-def command(model: str, target: str, db_url: str | None, as_json: bool) -> None:
+def command(model: str, target: str, part: str | None, db_url: str | None, as_json: bool) -> None:
     """Estimate MODEL's cycles, milliseconds, flash and RAM on a target, in seconds."""
     graph = load_model(model)
-    result = estimate(graph, plugins.get_target(target), db_url)
+    result = estimate(graph, resolve_target(TuneOptions(target, part=part)), db_url)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from autotune.db import ResultsDB
 from autotune.emit.library import baseline_choices, layer_code
 from autotune.emit.planner import plan_memory
 from autotune.errors import AutotuneError
@@ -29,7 +30,6 @@ from autotune.model.stats import layer_macs
 from autotune.platform import plugins
 from autotune.platform.target import Target
 from autotune.reference.oracle import tflm_arena
-from autotune.db import ResultsDB
 from autotune.tune.pipeline import study_context
 from autotune.tune.search import StudyContext, known_trials, ranked
 from autotune.tune.spec import build_spec

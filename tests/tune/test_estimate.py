@@ -70,6 +70,13 @@ def test_estimate_cli(model: Path, tmp_path: Path) -> None:
     assert "not measured" in text.stdout  # what "expected" means, said in the output
     js = subprocess.run([*run, "--target", "m4", "--json"], capture_output=True, text=True)
     assert json.loads(js.stdout)["target"] == "cortex-m4"
+    part = subprocess.run(
+        [*run, "--target", "cortex-m4", "--part", "stm32l4r5", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    timed = json.loads(part.stdout)
+    assert "stm32l4r5" in timed["metric"] and timed["calibration"]["metric"] != timed["metric"]
     bad = subprocess.run([*run, "--target", "cortex-m44"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("autotune: error:") and "cortex-m44" in bad.stderr
