@@ -152,7 +152,9 @@ def write_outputs(
     (out_dir / "report.md").write_text(markdown(report))
     from autotune.tune import report_html  # it reads this module's helpers
 
-    (out_dir / "report.html").write_text(report_html.render(report))
+    plot = (selection or {}).get("plot")
+    front = out_dir / plot if plot else None
+    (out_dir / "report.html").write_text(report_html.render(report, front))
     return report
 
 

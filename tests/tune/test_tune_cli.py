@@ -89,10 +89,11 @@ def test_tune_example_then_hit_the_cache(example: Path, tmp_path: Path, target: 
     assert dep["name"] == "quickstart" and dep["entry_point"] == "quickstart_invoke"
     assert (out / "model" / "quickstart.h").is_file()
     # One copy of each source, and no build products in the user's folder.
-    listing = sorted(p.name for p in out.iterdir())
+    listing = sorted(p.name for p in out.iterdir() if p.name != "front.png")
     assert listing == ["model", "report.html", "report.json", "report.md"]
     page = (out / "report.html").read_text()
     assert 'id="chart-layers"' in page and 'id="chart-share"' in page
+    assert ('id="chart-front"' in page) == (out / "front.png").is_file()
     # Without a terminal, one line per finished workload, naming its layers and op.
     done = [line for line in first.stderr.splitlines() if line.startswith("[")]
     assert any("layer 0 CONV_2D: best " in line for line in done), first.stderr
