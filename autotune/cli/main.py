@@ -47,6 +47,7 @@ def _register_commands() -> None:
     # Each command lives in its own module under autotune/cli/.
     from autotune.cli import (
         calibrate_cmd,
+        db_cmd,
         estimate_cmd,
         example_cmd,
         inspect_cmd,
@@ -55,6 +56,7 @@ def _register_commands() -> None:
     )
 
     cli.add_command(tune_cmd.command)
+    cli.add_command(db_cmd.command)
     cli.add_command(example_cmd.command)
     cli.add_command(estimate_cmd.command)
     cli.add_command(inspect_cmd.command)

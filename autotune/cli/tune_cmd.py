@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autotune.cli.paths import persistent_db, writable_dir
 from autotune.db import ResultsDB, Trial, default_db_url
+from autotune.db.store import SHIPPED, shipped_enabled
 from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices, c_name, default_name
@@ -166,6 +167,14 @@ def _value(trial: Trial) -> str:
     help=f"Results DB (SQLAlchemy URL) [default: {default_db_url()}]",
 )
 @click.option(
+    "--db-readonly",
+    "db_readonly",
+    metavar="URL",
+    multiple=True,
+    help="A read-only results source searched after --db (a team's DB URL or a .jsonl "
+    "export); repeat for several. The shipped results_db/ comes last (AUTOTUNE_SHIPPED=0: not).",
+)
+@click.option(
     "--out",
     "-o",
     "out_dir",
@@ -250,6 +259,7 @@ def command(
     jobs: int,
     timeout: float | None,
     db_url: str | None,
+    db_readonly: tuple[str, ...],
     out_dir: Path,
     as_json: bool,
     retune: bool,
@@ -282,7 +292,8 @@ def command(
     if part and flash_budget is None and ram_budget is None and objective == "cycles":
         budget = part_budget(plugins.get_part(part))
     options = TuneOptions(
-        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget
+        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget,
+        readonly=(*db_readonly, *([SHIPPED] if shipped_enabled() else [])),
     )
     console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())  # logs: whole lines
     if not console.is_terminal:

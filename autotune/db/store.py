@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +31,8 @@ from autotune.db import migrate
 from autotune.db.schema import KEY_COLUMNS, STATUSES, Artifact, Claim, Trial, Verification
 from autotune.db.trust import data_dir, seal
 from autotune.errors import AutotuneError
+
+log = logging.getLogger("autotune.db")
 
 DEFAULT_TIMEOUT = 15.0  # seconds: connecting, and any one statement
 
@@ -143,10 +146,27 @@ def _engine(url: str, timeout: float) -> Engine:
     return engine
 
 
+SHIPPED = "shipped"  # the read-only source name of the results shipped in results_db/
+
+
+def shipped_enabled() -> bool:
+    """AUTOTUNE_SHIPPED=0 leaves the shipped results out (the test suite does, to measure)."""
+    return os.environ.get("AUTOTUNE_SHIPPED", "1") not in ("0", "no", "false")
+
+
 class ResultsDB:
-    def __init__(self, url: str | None = None) -> None:
+    """The read-write DB, with any read-only sources layered under it (searched in order:
+    this DB first, then each source; a point found earlier hides the same point later).
+
+    A read-only source is a DB URL, a `.jsonl` export (or a folder of them), or
+    `shipped` (results_db/). Measurements, verdicts and claims go to the read-write DB only;
+    a read-only source that cannot be read is skipped with a warning, never an error."""
+
+    def __init__(self, url: str | None = None, readonly: Sequence[str] = ()) -> None:
         self.url = url or default_db_url()
         self.name = display_url(self.url)
+        self.readonly = tuple(readonly)
+        self._layers: list[_Layer] | None = None
         try:
             self.engine: Engine = _engine(self.url, db_timeout())
         except (SQLAlchemyError, OSError) as exc:
@@ -290,12 +310,33 @@ class ResultsDB:
     def _point(self, key: TrialKey, params: str) -> Select[tuple[Trial]]:
         return select(Trial).where(*self._where(key), Trial.params == params)
 
-    def trials(self, key: TrialKey) -> list[Trial]:
+    def own_trials(self, key: TrialKey) -> list[Trial]:
+        """This DB's trials of a study, without the read-only sources."""
         with self.session() as s:
             q = select(Trial).where(*self._where(key)).order_by(Trial.id)
             return list(s.scalars(q))
 
+    def trials(self, key: TrialKey) -> list[Trial]:
+        out = self.own_trials(key)
+        seen = {t.params for t in out}
+        for layer in self.layers():
+            for t in layer.trials(key):
+                if t.params not in seen:
+                    seen.add(t.params)
+                    out.append(t)
+        return out
+
+    def all_trials(self) -> list[Trial]:
+        with self.session() as s:
+            return list(s.scalars(select(Trial).order_by(Trial.id)))
+
+    def layers(self) -> list[_Layer]:
+        if self._layers is None:
+            self._layers = [layer for src in self.readonly if (layer := _open_layer(src))]
+        return self._layers
+
     def trial(self, key: TrialKey, params: dict[str, Any]) -> Trial | None:
+        """The point's row in this DB (the read-write one)."""
         with self.session() as s:
             return s.scalars(self._point(key, canonical_params(params))).first()
 
@@ -338,6 +379,61 @@ class ResultsDB:
                 Claim.owner != exclude_owner,
             )
             return int(s.scalar(q) or 0)
+
+
+class _Layer:
+    """A read-only source's trials, by study key."""
+
+    def __init__(self, name: str, trials: list[Trial]) -> None:
+        self.name = name
+        self.by_key: dict[tuple[str, ...], list[Trial]] = {}
+        for t in trials:
+            self.by_key.setdefault(tuple(getattr(t, k) for k in KEY_COLUMNS), []).append(t)
+
+    def trials(self, key: TrialKey) -> list[Trial]:
+        return self.by_key.get(tuple(getattr(key, k) for k in KEY_COLUMNS), [])
+
+
+class _DBLayer(_Layer):
+    """A read-only DB (a team's): queried per study, so it is never copied whole."""
+
+    def __init__(self, db: ResultsDB) -> None:
+        self.name = db.name
+        self.db = db
+        self.failed = False
+
+    def trials(self, key: TrialKey) -> list[Trial]:
+        if self.failed:
+            return []
+        try:
+            return self.db.own_trials(key)
+        except DatabaseError as exc:
+            self.failed = True
+            log.warning("autotune: warning: read-only results DB skipped: %s", exc)
+            return []
+
+
+def _open_layer(source: str) -> _Layer | None:
+    from pathlib import Path
+
+    from autotune.db.exchange import ExchangeError, read_file, shipped_files
+
+    try:
+        if source == SHIPPED:
+            files = list(shipped_files())
+        elif source.endswith(".jsonl") or Path(source).is_dir():
+            path = Path(source)
+            files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        else:
+            return _DBLayer(ResultsDB(source))
+        trials = []
+        for f in files:
+            for row in read_file(f).rows:
+                trials.append(Trial(id=-(len(trials) + 1), **row))
+        return _Layer(source, trials)
+    except (DatabaseError, ExchangeError) as exc:
+        log.warning("autotune: warning: read-only results source skipped: %s", exc)
+        return None
 
 
 def _sqlite_pragmas(timeout: float) -> Any:

@@ -61,6 +61,12 @@ class TuneOptions:
     runner: str | None = None  # measure with this runner instead of the target's default
     part: str | None = None  # time on this part's memory system (name, board or .json preset)
     budget: Budget = field(default_factory=Budget)  # whole-model flash / RAM / cycle budget
+    # Read-only result sources under db_url, searched in order (URLs, .jsonl, "shipped").
+    readonly: tuple[str, ...] = ()
+
+    def open_db(self) -> ResultsDB:
+        """The read-write DB with its read-only sources (none with --retune: measure again)."""
+        return ResultsDB(self.db_url, () if self.retune else self.readonly)
 
 
 def resolve_target(options: TuneOptions) -> Target:
@@ -155,7 +161,7 @@ def _search_worker(
     """One workload's study; runs in a worker process when --jobs > 1."""
     target = resolve_target(dataclasses.replace(options, target=target_name))
     ctx = study_context(target)
-    db = ResultsDB(options.db_url)
+    db = options.open_db()
     runner = plugins.get_runner(target.runner)
     key = spec.workload_key()
     with tempfile.TemporaryDirectory(prefix="autotune-") as work:
@@ -213,7 +219,7 @@ def tune_model(
     outcomes = _run_searches(specs, checks, target, options, events)
     run.measured = sum(o.measured for o in outcomes.values())
 
-    db = ResultsDB(options.db_url)
+    db = options.open_db()
     with tempfile.TemporaryDirectory(prefix="autotune-verify-") as work:
         try:
             run.choice = _choose_all(run, outcomes, db, Path(work), options)
