@@ -52,11 +52,14 @@ def _register_commands() -> None:
         example_cmd,
         inspect_cmd,
         reference_cmd,
+        team_cmd,
         tune_cmd,
     )
 
     cli.add_command(tune_cmd.command)
     cli.add_command(db_cmd.command)
+    cli.add_command(team_cmd.submit_command)
+    cli.add_command(team_cmd.worker_command)
     cli.add_command(example_cmd.command)
     cli.add_command(estimate_cmd.command)
     cli.add_command(inspect_cmd.command)

@@ -97,7 +97,11 @@ def line_problem(obj: Any) -> str | None:
         return "is_baseline is not true or false"
     for name in ("seconds", "created"):
         value = obj.get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             return f"{name} is not a number"
     if not isinstance(obj.get("reason", ""), str) or not isinstance(obj.get("workload"), dict):
         return "reason or workload malformed"

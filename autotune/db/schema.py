@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUSES = ("ok", "compile", "fault", "timeout", "mismatch", "constraint")
@@ -96,3 +96,22 @@ class Claim(Base):
     study: Mapped[str] = mapped_column(String(64), index=True)
     owner: Mapped[str] = mapped_column(String(128))
     heartbeat: Mapped[float] = mapped_column(Float)
+
+
+class Job(Base):
+    """One workload of a submitted model, tuned by `autotune worker` processes that share
+    its Optuna study (named `study`) through the DB."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study: Mapped[str] = mapped_column(String(200), unique=True)
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    model: Mapped[bytes] = mapped_column(LargeBinary)  # the .tflite: workers rebuild the layer
+    layer_index: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(64))
+    target_fingerprint: Mapped[str] = mapped_column(String(64))
+    trials: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, done
+    created: Mapped[float] = mapped_column(Float)

@@ -45,7 +45,7 @@ ProgressFn = Callable[[int, int, float | None], None]  # measured, budget, best 
 
 # Processes sharing a DB claim a variant before measuring it; the others wait for its row.
 # A claim whose owner has not been heard of for this long (killed) is taken over.
-CLAIM_STALE_SECONDS = 60.0
+CLAIM_STALE_SECONDS = float(os.environ.get("AUTOTUNE_CLAIM_STALE", "60"))
 OWNER = f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
