@@ -313,3 +313,17 @@ def test_a_two_dimensional_bias_is_flattened_for_the_kernels(tmp_path) -> None:
     graph = parse_model(b.build())
     Interpreter(graph).invoke([np.ones((1, 6), np.int8)])
     emit_library(graph, plugins.get_target("cortex-m4"), tmp_path)
+
+
+def test_a_shrunk_slice_past_the_end_is_refused_not_indexed() -> None:
+    # Fuzzer mutant 2333 (seed 2026): a begin of 24 on an axis of 24 with shrink_axis_mask.
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 24, 8), "int8", 0.1, 0)
+    y = b.tensor("y", (1, 8), "int8", 0.1, 0)
+    idx = [b.constant(n, np.array(v, np.int32)) for n, v in
+           (("begin", [0, 24, 0]), ("end", [1, 25, 8]), ("strides", [1, 1, 1]))]  # fmt: skip
+    b.op("STRIDED_SLICE", [x, *idx], [y], shrink_axis_mask=2)
+    b.inputs(x)
+    b.outputs(y)
+    with pytest.raises(AutotuneError, match=r"op 0 \(STRIDED_SLICE\).*outside axis 1 of size 24"):
+        Interpreter(parse_model(b.build()))

@@ -250,9 +250,14 @@ def check_strided_slice(ctx: OpContext) -> str | None:
     if np.any(index[2] == 0):
         return "stride 0"
     shrink = int(ctx.options.get("shrink_axis_mask", 0))
+    plan = slice_plan(ctx, x.shape, index)
+    for axis, (start, stop, stride) in enumerate(plan):
+        picked = range(start, stop, stride)
+        if len(picked) and not (0 <= picked[0] < x.shape[axis] and 0 <= picked[-1] < x.shape[axis]):
+            return f"the slice reads outside axis {axis} of size {x.shape[axis]}"
     shape = [
         max(0, -(-(stop - start) // stride))
-        for axis, (start, stop, stride) in enumerate(slice_plan(ctx, x.shape, index))
+        for axis, (start, stop, stride) in enumerate(plan)
         if not shrink & (1 << axis)
     ]
     if shape != list(y.shape):
