@@ -15,6 +15,7 @@ import numpy as np
 
 from autotune import __version__
 from autotune.db import ResultsDB
+from autotune.emit.buildfiles import write_build_files
 from autotune.emit.library import Choice, Library, compile_flags, emit_library, layer_function
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
@@ -192,6 +193,7 @@ def deploy(
     ``isolated`` (layer index -> the cycles its variant was measured with alone) is
     compared with each layer's cycles inside the library (``Deployment.differ``)."""
     library = emit_library(graph, target, Path(out_dir) / "model", choices, name)
+    write_build_files(library, target)  # the deliverable: CMake, Make and Zephyr files
     key = _verification_key(library, target, seed, checks)
     cached = db.artifact(key) if db is not None else None
     if cached is not None:

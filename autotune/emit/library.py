@@ -296,9 +296,6 @@ def emit_library(
         name=name,
         headers=[header, *helpers],
     )
-    from autotune.emit.buildfiles import write_build_files  # it builds on this module
-
-    write_build_files(library, target)
     return library
 
 

@@ -10,7 +10,9 @@ from typing import Any
 from autotune import __version__
 from autotune.db import Trial
 from autotune.emit.library import layer_file
+from autotune.tune import report_html
 from autotune.tune.model_choice import write_front_plot
+from autotune.tune.numbers import fmt as _n
 from autotune.tune.pipeline import LayerResult, ModelRun, templates_for
 from autotune.tune.template import INCLUDE_DIR
 
@@ -150,20 +152,10 @@ def write_outputs(
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown(report))
-    from autotune.tune import report_html  # it reads this module's helpers
-
     plot = (selection or {}).get("plot")
     front = out_dir / plot if plot else None
     (out_dir / "report.html").write_text(report_html.render(report, front))
     return report
-
-
-def _n(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return f"{v:,}"
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from autotune.tune.report import _n  # numbers as report.md writes them
+from autotune.tune.numbers import fmt as _n  # numbers as report.md writes them
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }

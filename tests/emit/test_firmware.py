@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autotune.emit.buildfiles import write_build_files
 from autotune.emit.library import Library, compile_flags, default_name, emit_library, quick_choices
 from autotune.errors import AutotuneError
 from autotune.examples import autoencoder_model, quickstart_model
@@ -42,7 +43,9 @@ def _need(*tools: str) -> None:
 def _emit(tmp: Path, name: str, model: bytes, target: str = "cortex-m4") -> tuple[Graph, Library]:
     graph = parse_model(model, str(tmp / f"{name}_model.tflite"))
     t = plugins.get_target(target)
-    return graph, emit_library(graph, t, tmp / name / "model", quick_choices(graph, t), name)
+    library = emit_library(graph, t, tmp / name / "model", quick_choices(graph, t), name)
+    write_build_files(library, t)
+    return graph, library
 
 
 def _pattern(graph: Graph, step: int, offset: int) -> np.ndarray:
