@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotune import __version__
-from autotune.codegen import c_array, environment
-from autotune.emit.layer_code import LayerCode, layer_io
-from autotune.errors import UnsupportedOpError
+from autotune.emit.layer_code import LayerCode
+from autotune.emit.table import table_layer
 from autotune.model.graph import Graph, Layer
 from autotune.opdef import Op
 from autotune.reference.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
@@ -64,38 +62,11 @@ def kernel(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
 
 
 def emit(graph: Graph, layer: Layer, function: str) -> LayerCode:
-    ctx = OpContext(graph, layer)
-    reason = check(ctx)
-    if reason:
-        raise UnsupportedOpError(graph.path, layer.op, layer.index, reason)
-    x, y = ctx.input(0), ctx.output(0)
-    assert x is not None
-    table = kernel(ctx, [np.arange(-128, 128, dtype=np.int8)])[0]
-    inputs, outputs, _ = layer_io(graph, layer)
-    header = [
-        f"Layer {layer.index}: LEAKY_RELU, alpha {float(ctx.options.get('alpha', 0.2)):g}",
-        f"{x.size} int8 values; a 256-entry table computed by the reference (index: input + 128).",
-    ]
-    source = (
-        environment()
-        .get_template("ops/activation.c.j2")
-        .render(
-            version=__version__,
-            header=header,
-            fn=function,
-            size=x.size,
-            op="LEAKY_RELU",
-            table=c_array("int8_t", "table", table),
-        )
-    )
-    return LayerCode(
-        function,
-        source,
-        inputs,
-        outputs,
-        inplace=[(layer.inputs[0], y.index)],
-        description="int8 table",
-    )
+    return table_layer(graph, layer, function, kernel, check, lambda ctx: f"alpha {_alpha(ctx):g}")
+
+
+def _alpha(ctx: OpContext) -> float:
+    return float(ctx.options.get("alpha", 0.2))
 
 
 OPS = [Op("LEAKY_RELU", kernel, check, emitter=emit, description="int8 leaky ReLU")]

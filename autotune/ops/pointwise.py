@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotune import __version__
-from autotune.codegen import c_array, environment
-from autotune.emit.layer_code import LayerCode, layer_io
+from autotune.emit.layer_code import LayerCode
 from autotune.emit.ops.elementwise import binary
-from autotune.errors import UnsupportedOpError
+from autotune.emit.table import table_layer
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.opdef import Op
 from autotune.reference.fixedpoint import (
@@ -158,41 +156,9 @@ def hard_swish(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray
 
 
 def emit_table(graph: Graph, layer: Layer, function: str) -> LayerCode:
-    """RELU, RELU6 and HARD_SWISH in C: one int8 in, one int8 out, so a 256-entry table
-    (index: input + 128) that the reference kernel fills."""
+    """RELU, RELU6 and HARD_SWISH in C: a table the reference kernel fills."""
     kernel, check = _UNARY[layer.op]
-    ctx = OpContext(graph, layer)
-    reason = check(ctx)
-    if reason:
-        raise UnsupportedOpError(graph.path, layer.op, layer.index, reason)
-    x, y = ctx.input(0), ctx.output(0)
-    assert x is not None
-    (table,) = kernel(ctx, [np.arange(-128, 128, dtype=np.int64).astype(np.int8)])
-    inputs, outputs, _ = layer_io(graph, layer)
-    header = [
-        f"Layer {layer.index}: {layer.op}",
-        f"{x.size} int8 values; a 256-entry table computed by the reference (index: input + 128).",
-    ]
-    source = (
-        environment()
-        .get_template("ops/activation.c.j2")
-        .render(
-            version=__version__,
-            header=header,
-            fn=function,
-            size=x.size,
-            op=layer.op,
-            table=c_array("int8_t", "table", table),
-        )
-    )
-    return LayerCode(
-        function,
-        source,
-        inputs,
-        outputs,
-        inplace=[(layer.inputs[0], y.index)],
-        description="int8 table",
-    )
+    return table_layer(graph, layer, function, kernel, check)
 
 
 # --- MAXIMUM / MINIMUM ------------------------------------------------------------------
