@@ -146,8 +146,8 @@ class Add(KernelTemplate):
         space = self.space(spec, target)
         if target.has("dsp"):
             outputs = ["smmulr", "mul64"]
-        elif target.family == "cortex-m" and not target.has("thumb2"):
-            outputs = ["split32", "mul64"]  # ARMv6-M: no 32x32->64 multiply instruction
+        elif target.has("mul") and not target.has("mul64"):
+            outputs = ["split32", "mul64"]  # e.g. ARMv6-M: a 64-bit product is a libgcc call
         else:
             outputs = ["mul64", "split32"]
         clamp = "ssat" if target.has("thumb2") else "generic"

@@ -42,6 +42,7 @@ KIB = 1024
 KNOWN_FEATURES = frozenset(
     {
         "mul",  # hardware multiply
+        "mul64",  # 32x32 -> 64-bit multiply in one instruction (SMULL, MULH)
         "div",  # hardware integer divide
         "dsp",  # Arm DSP extension: SMLAD, SXTB16, QADD... (32-bit packed SIMD)
         "neon",  # Arm Advanced SIMD, 128-bit

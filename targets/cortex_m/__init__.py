@@ -43,7 +43,7 @@ def _memory(flash: int, ram: int) -> tuple[MemoryRegion, ...]:
 
 
 _V6M = frozenset({"mul"})
-_V7M = frozenset({"mul", "div", "thumb2", "unaligned"})
+_V7M = frozenset({"mul", "mul64", "div", "thumb2", "unaligned"})
 _V7EM = _V7M | {"dsp"}
 
 TARGETS: tuple[Target, ...] = (

@@ -48,7 +48,9 @@ def arm_compiler_features(macros: Mapping[str, str]) -> tuple[set[str], set[str]
         implied.add("fpu-dp")
     if macros.get("__ARM_ARCH_ISA_THUMB") == "2":
         implied.add("thumb2")
-    return implied, {*ARM_FEATURE_MACROS, "fpu-dp", "thumb2"}
+    if "thumb2" in implied or "__ARM_ARCH_ISA_ARM" in macros or "__aarch64__" in macros:
+        implied.add("mul64")  # SMULL/UMULL: all but ARMv6-M's 16-bit Thumb
+    return implied, {*ARM_FEATURE_MACROS, "fpu-dp", "thumb2", "mul64"}
 
 
 #: M-profile architectures with instructions the A profile lacks (see ThumbM.qemu).

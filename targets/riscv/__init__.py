@@ -39,7 +39,7 @@ def _memory() -> tuple[MemoryRegion, ...]:
     )
 
 
-_IM = frozenset({"mul", "div"})
+_IM = frozenset({"mul", "mul64", "div"})  # M: MULH gives the high word
 
 TARGETS: tuple[Target, ...] = (
     Target(

@@ -80,7 +80,9 @@ class Rv32(IsaSupport):
         implied = {f for f, m in _FEATURE_MACROS.items() if m in macros}
         if int(macros.get("__riscv_flen", "0")) >= 64:
             implied.add("fpu-dp")
-        return implied, {*_FEATURE_MACROS, "fpu-dp"}
+        if "mul" in implied:
+            implied.add("mul64")  # the M extension's MULH/MULHU give the high word
+        return implied, {*_FEATURE_MACROS, "fpu-dp", "mul64"}
 
 
 ISAS: tuple[IsaSupport, ...] = (Rv32(),)

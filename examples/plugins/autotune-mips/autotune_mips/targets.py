@@ -47,7 +47,7 @@ PIC32MZ = Target(
     ),
     runner="unicorn",
     cycle_model="microaptiv v1",
-    features=frozenset({"mul", "div"}),
+    features=frozenset({"mul", "mul64", "div"}),  # MULT: the 64-bit product in HI/LO
     default_clock_mhz=200,
     description="Microchip PIC32MZ EF (MIPS32 microAptiv @200 MHz), MIPS32r2 code without DSP",
 )
