@@ -12,7 +12,15 @@ import numpy as np
 
 from autotune.errors import ModelError
 from autotune.model.graph import Graph, Layer, Quantization, Tensor
-from autotune.model.schema import ENUM_FIELDS, NUMPY_DTYPES, OP_NAMES, TENSOR_TYPE_NAMES, fb
+from autotune.model.schema import (
+    ENUM_FIELDS,
+    NUMPY_DTYPES,
+    OP_NAMES,
+    OPTIONS_TYPE_CODES,
+    TENSOR_TYPE_NAMES,
+    fb,
+)
+from autotune.model.tflite_writer import options_table_name
 from autotune.model.verify import verify_graph
 from autotune.reference.fold import fold_constants
 
@@ -37,6 +45,23 @@ def _options(raw: Any) -> dict[str, Any]:
             value = float(np.float32(value))
         out[_snake(key)] = value
     return out
+
+
+_OPTIONS_TABLES = {code: name for name, code in OPTIONS_TYPE_CODES.items()}
+
+
+def _builtin_options(index: int, op: str, raw: Any) -> dict[str, Any]:
+    """The op's options, read only from the table it takes: TFLM reads an op's options as
+    that table and nothing else (a LSTM carrying SoftmaxOptions is a broken file, not a
+    LSTM with a `beta`). Ops without a table of options have none."""
+    expected = options_table_name(op)
+    got = int(raw.builtinOptionsType or 0)
+    if expected is None or got == 0:
+        return {}
+    if got != OPTIONS_TYPE_CODES[expected]:
+        table = _OPTIONS_TABLES.get(got, f"unknown options type {got}")
+        raise ModelError(f"op {index} ({op}): its options are {table}, not {expected}")
+    return _options(raw.builtinOptions)
 
 
 def _op_name(code: Any) -> str:
@@ -161,12 +186,13 @@ def _layers(sub: Any, codes: list[Any]) -> list[Layer]:
         if op.opcodeIndex >= len(codes):
             raise ModelError(f"op {i} refers to missing operator code {op.opcodeIndex}")
         code = codes[op.opcodeIndex]
-        options = _options(op.builtinOptions)
+        name = _op_name(code)
+        options = _builtin_options(i, name, op)
         options.update(_options(getattr(op, "builtinOptions2", None)))
         layers.append(
             Layer(
                 index=i,
-                op=_op_name(code),
+                op=name,
                 inputs=tuple(int(x) for x in (op.inputs if op.inputs is not None else [])),
                 outputs=tuple(int(x) for x in (op.outputs if op.outputs is not None else [])),
                 intermediates=tuple(

@@ -327,3 +327,37 @@ def test_a_shrunk_slice_past_the_end_is_refused_not_indexed() -> None:
     b.outputs(y)
     with pytest.raises(AutotuneError, match=r"op 0 \(STRIDED_SLICE\).*outside axis 1 of size 24"):
         Interpreter(parse_model(b.build()))
+
+
+def test_options_of_another_op_are_refused_not_written_back() -> None:
+    # Fuzzer mutant 369 (seed 5, byte flips): the options type of lstm_weather's LSTM became
+    # SoftmaxOptions; the importer took its `beta` as an LSTM option and the writer of the
+    # layer's check model raised ValueError (exit 70).
+    def change(model) -> None:
+        op = model.subgraphs[0].operators[0]
+        op.builtinOptionsType = fb.BuiltinOptions.SoftmaxOptions
+        op.builtinOptions = fb.SoftmaxOptionsT()
+        op.builtinOptions.beta = 1.0
+
+    _reject(
+        _edit(_fc().build(), change),
+        "op 0 (FULLY_CONNECTED): its options are SoftmaxOptions, not FullyConnectedOptions",
+    )
+
+
+def test_options_are_read_from_the_table_the_op_takes() -> None:
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 8), "int8", 0.1, 0)
+    y = b.tensor("y", (1, 8), "int8", 1 / 256, -128)
+    b.op("SOFTMAX", [x], [y], beta=0.5)
+    b.op("RELU", [y], [b.tensor("z", (1, 8), "int8", 1 / 256, -128)])
+    b.inputs(x)
+    b.outputs(2)
+
+    def change(model) -> None:  # a table on an op that takes none: TFLM never reads it
+        model.subgraphs[0].operators[1].builtinOptionsType = fb.BuiltinOptions.SoftmaxOptions
+        model.subgraphs[0].operators[1].builtinOptions = fb.SoftmaxOptionsT()
+
+    graph = parse_model(_edit(b.build(), change))
+    assert graph.layers[0].options == {"beta": 0.5}
+    assert graph.layers[1].options == {}
