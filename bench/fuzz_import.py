@@ -1,7 +1,10 @@
 """Fuzz the model import: every mutated model must end in a clean result or a clean rejection.
 
-    python bench/fuzz_import.py [--mutants 1000] [--seed 0] [--models NAME ...]
+    python bench/fuzz_import.py [--mutants 1000] [--seed 0] [--first 0] [--models NAME ...]
                                 [--timeout 10] [--memory-mb 2048] [--json FILE] [--show N]
+
+Mutant n of a seed is the same whatever else runs (its own generator), so a long run can
+be split: ``--first 50000 --mutants 50000`` is the second half of a 100,000-mutant run.
 
 Each mutant is one of the shared models (``../shared/models``, or ``AUTOTUNE_MODELS`` /
 ``--models-dir``) changed in one to three places: random bytes of the packed file, or a
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import multiprocessing
 import os
@@ -42,12 +46,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+# Small models with different ops: FULLY_CONNECTED (hello_world); RESHAPE, DEPTHWISE_CONV_2D,
+# SOFTMAX (micro_speech); CONV_2D, AVERAGE_POOL_2D (kws_ref); LSTM (trained_lstm);
+# LSTM + STRIDED_SLICE (lstm_weather). str_ww (more of kws_ref's ops, the slowest to run)
+# can still be named with --models.
 DEFAULT_MODELS = (
     "hello_world_int8.tflite",
     "micro_speech_quantized.tflite",
     "kws_ref_model.tflite",
     "trained_lstm_int8.tflite",
-    "str_ww_ref_model.tflite",
     "lstm_weather_24x7_u32.tflite",
 )
 FAILURES = ("internal", "memory", "hang", "crash")
@@ -250,6 +257,12 @@ FIELD_MUTATIONS = (
 )
 
 
+def mutant_rng(seed: int, n: int) -> random.Random:
+    """Mutant `n`'s own generator: any mutant is made (and a run split or resumed) without
+    making the ones before it."""
+    return random.Random(f"fuzz_import/{seed}/{n}")
+
+
 @dataclass
 class Seed:
     name: str
@@ -305,6 +318,39 @@ def _random_inputs(graph: Any, seed: int) -> list[Any]:
     return out
 
 
+# The emitted library goes to memory where there is a tmpfs: on a busy disk, creating and
+# removing a dozen files per mutant took longer than the steps themselves.
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+CHECK_SEED = 0  # the check inputs of the tuning pre-steps: autotune's default --seed
+
+
+_CHECKS: dict[tuple[bytes, int], Any] = {}
+_CHECKS_MAX, _CHECKS_MAX_BYTES = 1024, 1 << 20
+
+
+def cached_checks(graph: Any, layer_index: int, seed: int) -> Any:
+    """`CheckSet.for_layer`, computed once per distinct layer: a mutant changes one to three
+    places, so most of its layers are byte for byte those of earlier mutants, and their
+    check inputs and answers are a function of those bytes and the seed. Only small sets
+    are kept, so that the cache cannot push the child into its memory limit."""
+    from autotune.model.extract import layers_model
+    from autotune.tune.variant import CheckSet
+
+    blob = layers_model(graph, layer_index)
+    key = (hashlib.blake2b(blob, digest_size=20).digest(), seed)
+    checks = _CHECKS.get(key)
+    if checks is None:
+        checks = CheckSet.for_model(blob, seed)
+        arrays = [a for inputs in checks.inputs for a in inputs] + list(checks.expected)
+        if sum(a.nbytes for a in arrays) <= _CHECKS_MAX_BYTES:
+            if len(_CHECKS) >= _CHECKS_MAX:
+                _CHECKS.clear()
+            _CHECKS[key] = checks
+    return checks
+
+
 def run_steps(raw: bytes, name: str, seed: int) -> tuple[str, str, str]:
     """(outcome, step, detail) for one mutant, in this process."""
     from autotune.emit.library import emit_library
@@ -329,9 +375,9 @@ def run_steps(raw: bytes, name: str, seed: int) -> tuple[str, str, str]:
             outcomes.append(f"rejected: {exc}")
         step = "tune"
         target = plugins.get_target("cortex-m4")
-        layers, _specs, _checks = prepare_layers(graph, seed)
+        layers, _specs, _checks = prepare_layers(graph, CHECK_SEED, cached_checks)
         if not any(r.status == "unsupported" for r in layers):
-            with tempfile.TemporaryDirectory(prefix="fuzz-") as work:
+            with tempfile.TemporaryDirectory(prefix="fuzz-", dir=_SCRATCH) as work:
                 emit_library(graph, target, Path(work))
         if outcomes[0].startswith("rejected"):
             return "rejected", "reference", outcomes[0][len("rejected: ") :]
@@ -415,12 +461,14 @@ class Worker:
         self.proc = ctx.Process(target=_child, args=(child, memory_mb, timeout), daemon=True)
         self.proc.start()
         child.close()
-        if not self.conn.poll(120):
+        if not self.conn.poll(600):  # importing autotune on a loaded machine
             raise RuntimeError("fuzz worker did not start")
         self.conn.recv()
 
-    def run(self, raw: bytes, name: str, seed: int, timeout: float) -> tuple[Any, ...]:
+    def send(self, raw: bytes, name: str, seed: int) -> None:
         self.conn.send((raw, name, seed))
+
+    def result(self, timeout: float) -> tuple[Any, ...]:
         wall = max(30 * timeout, 300.0)  # CPU time is the limit; this catches a stuck child
         if not self.conn.poll(wall):
             return ("hang", "", f"no answer after {wall:g} s of wall time", timeout, 0.0)
@@ -459,12 +507,13 @@ def fuzz(
     timeout: float,
     memory_mb: int,
     progress_every: int = 0,
-    recycle: int = 500,
+    recycle: int = 2000,
     json_path: Path | None = None,
+    first: int = 0,
 ) -> dict[str, Any]:
-    """Run `mutants` mutants; with `json_path`, the counts so far are also written there at
-    every progress line, so a long run stopped early still leaves its figures."""
-    rng = random.Random(seed)
+    """Run mutants `first` .. `first + mutants - 1`; with `json_path`, the counts so far are
+    also written there at every progress line, so a long run stopped early still leaves
+    its figures. The next mutant is made while the child runs the current one."""
     counts: Counter[str] = Counter()
     per_model: dict[str, Counter[str]] = {s.name: Counter() for s in seeds}
     rejections: Counter[str] = Counter()
@@ -477,6 +526,7 @@ def fuzz(
         return {
             "mutants": done,
             "requested": mutants,
+            "first": first,
             "seed": seed,
             "models": [s.name for s in seeds],
             "timeout_s": timeout,
@@ -491,17 +541,26 @@ def fuzz(
             "failures": failures,
         }
 
+    def make(n: int) -> tuple[Seed, bytes, str]:
+        s = seeds[n % len(seeds)]
+        return (s, *mutate(mutant_rng(seed, n), s))
+
     worker = Worker(memory_mb, timeout)
     done_in_worker = 0
+    ahead = make(first) if mutants else None
     try:
-        for n in range(mutants):
-            s = seeds[n % len(seeds)]
-            raw, what = mutate(rng, s)
+        for i in range(mutants):
+            n = first + i
+            assert ahead is not None
+            s, raw, what = ahead
+            if raw:
+                worker.send(raw, f"{s.name}#{n}", n)
+            ahead = make(n + 1) if i + 1 < mutants else None
             if not raw:
                 counts["unpackable"] += 1
                 per_model[s.name]["unpackable"] += 1
             else:
-                outcome, step, detail, seconds, rss = worker.run(raw, f"{s.name}#{n}", n, timeout)
+                outcome, step, detail, seconds, rss = worker.result(timeout)
                 done_in_worker += 1
                 counts[outcome] += 1
                 per_model[s.name][outcome] += 1
@@ -523,10 +582,11 @@ def fuzz(
                     worker.stop()
                     worker = Worker(memory_mb, timeout)
                     done_in_worker = 0
-            if progress_every and (n + 1) % progress_every == 0:
-                partial = summary(n + 1)
+            if progress_every and (i + 1) % progress_every == 0:
+                partial = summary(i + 1)
                 print(
-                    f"{n + 1}/{mutants} mutants, {partial['mutants_per_s']}/s: "
+                    f"{n + 1 - first}/{mutants} mutants (from {first}), "
+                    f"{partial['mutants_per_s']}/s: "
                     + ", ".join(f"{k} {v}" for k, v in partial["counts"].items()),
                     file=sys.stderr,
                     flush=True,
@@ -542,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mutants", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--first", type=int, default=0, help="number of the first mutant (to split a long run)"
+    )
     ap.add_argument("--models", nargs="*", default=list(DEFAULT_MODELS), metavar="NAME")
     ap.add_argument("--models-dir")
     ap.add_argument(
@@ -561,9 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seeds = load_seeds(models_dir(args.models_dir), args.models, args.example)
     if args.reproduce is not None:
-        rng = random.Random(args.seed)
-        for n in range(args.reproduce + 1):
-            raw, what = mutate(rng, seeds[n % len(seeds)])
+        n = args.reproduce
+        raw, what = mutate(mutant_rng(args.seed, n), seeds[n % len(seeds)])
         path = Path(f"mutant-{args.reproduce}.tflite")
         path.write_bytes(raw)
         print(f"wrote {path} ({seeds[args.reproduce % len(seeds)].name}: {what})")
@@ -577,12 +639,14 @@ def main(argv: list[str] | None = None) -> int:
         args.memory_mb,
         args.progress,
         json_path=json_path,
+        first=args.first,
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
     c = result["counts"]
     print(
-        f"{result['mutants']} mutants of {len(seeds)} models (seed {args.seed}) in "
+        f"{result['mutants']} mutants of {len(seeds)} models (seed {args.seed}, from "
+        f"{args.first}) in "
         f"{result['seconds']} s ({result['mutants_per_s']}/s): "
         + ", ".join(f"{k} {v}" for k, v in c.items())
     )

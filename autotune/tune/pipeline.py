@@ -180,10 +180,12 @@ def _search_worker(
 
 
 def prepare_layers(
-    graph: Graph, seed: int
+    graph: Graph,
+    seed: int,
+    checks_for: Callable[[Graph, int, int], CheckSet] = CheckSet.for_layer,
 ) -> tuple[list[LayerResult], dict[str, KernelSpec], dict[str, CheckSet]]:
     """Everything before the search: each layer classified, each distinct workload's spec
-    and check inputs (run through the reference). Nothing is compiled."""
+    and check inputs (run through the reference, by `checks_for`). Nothing is compiled."""
     layers: list[LayerResult] = []
     specs: dict[str, KernelSpec] = {}
     checks: dict[str, CheckSet] = {}
@@ -199,7 +201,7 @@ def prepare_layers(
                 key = spec.workload_key()
                 if key not in specs:
                     specs[key] = spec
-                    checks[key] = CheckSet.for_layer(graph, layer.index, seed)
+                    checks[key] = checks_for(graph, layer.index, seed)
         layers.append(result)
     return layers, specs, checks
 

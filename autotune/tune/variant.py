@@ -41,7 +41,13 @@ class CheckSet:
     @classmethod
     def for_layer(cls, graph: Graph, layer_index: int, seed: int = 0) -> CheckSet:
         """Seeded random inputs, then all -128, then all 127, through the reference."""
-        model = parse_model(layers_model(graph, layer_index))
+        return cls.for_model(layers_model(graph, layer_index), seed)
+
+    @classmethod
+    def for_model(cls, layer_model: bytes, seed: int = 0) -> CheckSet:
+        """`for_layer` from the layer's own model (`layers_model`): a function of these
+        bytes and the seed alone, so a caller may cache it by them."""
+        model = parse_model(layer_model)
         rng = np.random.default_rng(seed)
         shapes = [(t.shape, t.dtype) for t in model.input_tensors]
         sets = [
