@@ -125,6 +125,15 @@ class _ConvBase(KernelTemplate):
             "reused by every output channel",
         )
 
+        d = spec.dims
+        same_grid = (d["in_h"], d["in_w"]) == (d["out_h"], d["out_w"])
+        s.add(
+            "inplace",
+            [False, True] if self.modes == ("pointwise",) and same_grid else [False],
+            False,
+            "1x1: each pixel block's inputs read (into scratch) before its outputs are "
+            "written over them: the output may share the input's storage",
+        )
         s.add("requant", ["ref", "fast"], "ref", "TFLM's requantization, or the fused one")
         s.add(
             "asm",
@@ -168,6 +177,8 @@ class _ConvBase(KernelTemplate):
                     "the assembly loop takes widened inputs, int8 weights, K a multiple of 4 "
                     "and at most 8 accumulator and input registers"
                 )
+            if p["inplace"] and p["widen"] and k % 4:
+                return "in place, the widened path must widen the whole pixel (K a multiple of 4)"
             if p["requant"] == "fast":
                 if isinstance(fast, str):
                     return f"requant=fast is not exact for this layer: {fast}"
@@ -226,6 +237,11 @@ class _ConvBase(KernelTemplate):
                 }
                 if space.check(point) is None:
                     points.append(point)
+        # In place (the output over the input: less RAM for a few cycles), where it applies.
+        for point in [points[0], *[q for q in points if q.get("widen")][:1]] if points else []:
+            twin = {**point, "inplace": True}
+            if space.check(twin) is None and twin not in points:
+                points.append(twin)
         return points
 
     def pad_right(self, spec: KernelSpec) -> int:
@@ -233,10 +249,15 @@ class _ConvBase(KernelTemplate):
         need = (d["out_w"] - 1) * d["stride_w"] + (d["k_w"] - 1) * d["dil_w"] + 1
         return max(0, need - d["in_w"] - d["pad_left"])
 
+    def in_place(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        return 1 if params.get("inplace") else 0
+
     def scratch_bytes(self, spec: KernelSpec, target: Target, params: Point) -> int:
         d = spec.dims
         if params.get("widen"):
             return params["block_px"] * (self.patch_len(spec) // 4) * 8
+        if params.get("inplace"):
+            return params["block_px"] * self.patch_len(spec)
         if params["mode"] == "im2col":
             return params["block_px"] * self.patch_len(spec)
         if params["mode"] == "row" and (d["pad_left"] or self.pad_right(spec)):

@@ -37,8 +37,11 @@ class LayerCode:
     outputs: list[int]
     state: list[int] = field(default_factory=list)
     scratch_bytes: int = 0
-    # (input tensor, output tensor) pairs the function may compute in place.
+    # (input tensor, output tensor) pairs the function may compute in place: with the
+    # input starting at least planner.inplace_shift after the output, a multiple of
+    # inplace_step bytes after it.
     inplace: list[tuple[int, int]] = field(default_factory=list)
+    inplace_step: int = 1
     # The output is the input's bytes under another shape (RESHAPE): no call at all.
     alias: bool = False
     description: str = ""

@@ -1,15 +1,20 @@
 """The offline memory plan: every activation tensor and scratch buffer gets an arena offset.
 
-Lifetimes come from the graph (first writer to last reader). Tensors that share
-storage (a RESHAPE's output is its input; an op that computes in place writes over
-an input it was the last to read) are merged into one buffer first. Offsets are
-then assigned greedily, largest first, at the lowest address that overlaps no
-buffer alive at the same time (the strategy of TFLM's GreedyMemoryPlanner).
-The model's inputs and outputs stay in the caller's memory and are not planned.
+Lifetimes come from the graph (first writer to last reader). Tensors that are the
+same bytes (a RESHAPE's output is its input) are merged into one buffer first.
+Offsets are then assigned greedily, largest first, at the lowest address that
+overlaps no buffer alive at the same time (the strategy of TFLM's
+GreedyMemoryPlanner), with one exception: a layer that computes in place may have
+its output overlap the input it is the last to read, where the input starts far
+enough after the output (InPlace): e.g. a 1x1 convolution from 8 to 16 channels
+keeps its input in the upper half of its output, so that each output pixel lands
+on input pixels already read. The model's inputs and outputs stay in the caller's
+memory and are not planned.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from autotune.emit.layer_code import LayerCode
@@ -20,6 +25,35 @@ ALIGN = 16
 
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def inplace_shift(in_bytes: int, out_bytes: int) -> int:
+    """The least distance (aligned) from an in-place kernel's output start to its input start.
+
+    An in-place kernel walks input and output forward, unit by unit (pixel, element,
+    channel block), and reads a unit before it writes the unit's output. With the
+    output no larger than the input both may start together: output unit p ends at
+    or before input unit p does. A larger output must start that much earlier than
+    the input: output unit p then ends at or before input unit p ends, never over
+    input not read yet. Further apart is as good (less overlap)."""
+    return _align(max(0, out_bytes - in_bytes))
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """A layer's output buffer may overlap its input buffer: where input start - output
+    start is at least `shift` and a multiple of `step` (a depthwise kernel that
+    copies channel blocks out needs whole pixels: step = bytes per pixel)."""
+
+    layer: int
+    input: str  # buffer names
+    output: str
+    shift: int
+    step: int
+
+    def allows(self, input_offset: int, output_offset: int) -> bool:
+        d = input_offset - output_offset
+        return d >= self.shift and d % self.step == 0
 
 
 @dataclass
@@ -46,6 +80,7 @@ class Plan:
     scratch: dict[int, int]  # layer index -> arena offset of its scratch
     external: dict[int, tuple[str, int]]  # tensor -> ("input"|"output", position)
     notes: list[str] = field(default_factory=list)
+    inplace: list[InPlace] = field(default_factory=list)
 
 
 class _Groups:
@@ -98,23 +133,30 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
             external[src] = external[dst]
 
     groups = _Groups()
+    group_last: dict[int, int] = {}  # group root -> the last layer that reads any member
     notes = []
     for layer, code in zip(graph.layers, codes, strict=True):
-        pairs = []
-        if code.alias:
-            pairs = [(code.inputs[0], code.outputs[0])]
-        else:
-            # One pair at most: two inputs (or two outputs) alive together cannot share storage.
-            pairs = [
-                (i, o) for i, o in code.inplace if last.get(i) == layer.index and i not in external
-            ][:1]
-        for i, o in pairs:
-            if o in external and i not in external and not code.alias:
+        if not code.alias:
+            continue
+        i, o = code.inputs[0], code.outputs[0]
+        if i in external or o in external:
+            continue  # the caller's buffer cannot alias the arena: copied instead
+        groups.union(i, o)
+        group_last[groups.find(i)] = max(last.get(i, -1), last.get(o, -1))
+        notes.append(f"layer {layer.index} ({layer.op}): tensor {o} shares storage with {i}")
+
+    # In place where the input (all of its bytes' names) is read for the last time here.
+    # One pair at most: two inputs (or two outputs) alive together cannot share storage.
+    pairs: list[tuple[int, int, int, int]] = []  # layer, input, output, step
+    for layer, code in zip(graph.layers, codes, strict=True):
+        for i, o in [] if code.alias else code.inplace:
+            if i in external or o in external:
                 continue
-            if code.alias and (i in external or o in external):
-                continue  # the caller's buffer cannot alias the arena: copied instead
-            groups.union(i, o)
-            notes.append(f"layer {layer.index} ({layer.op}): tensor {o} shares storage with {i}")
+            if group_last.get(groups.find(i), last.get(i)) != layer.index:
+                continue
+            pairs.append((layer.index, i, o, code.inplace_step))
+            notes.append(f"layer {layer.index} ({layer.op}): tensor {o} may overlap {i}")
+            break
 
     members: dict[int, list[int]] = {}
     for t in first:
@@ -141,18 +183,17 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
                     f"scratch{layer.index}", _align(code.scratch_bytes), layer.index, layer.index
                 )
             )
-
-    placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.name)):
-        live = sorted((p for p in placed if p.overlaps_in_time(buf)), key=lambda p: p.offset)
-        offset = 0
-        for p in live:
-            if offset + buf.size <= p.offset:
-                break
-            offset = max(offset, p.offset + p.size)
-        buf.offset = offset
-        placed.append(buf)
-
+    inplace = [
+        InPlace(
+            index,
+            f"t{groups.find(i)}",
+            f"t{groups.find(o)}",
+            inplace_shift(graph.tensors[i].nbytes, graph.tensors[o].nbytes),
+            math.lcm(ALIGN, step),
+        )
+        for index, i, o, step in pairs
+    ]
+    placed = _place(buffers, inplace)
     offsets: dict[int, int] = {}
     scratch: dict[int, int] = {}
     home: dict[int, str] = {}
@@ -165,18 +206,64 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
     for t, (kind, pos) in external.items():
         home[t] = f"{kind} {pos}"
     arena = max((b.offset + b.size for b in placed), default=0)
-    return Plan(placed, arena, home, offsets, scratch, external, notes)
+    return Plan(placed, arena, home, offsets, scratch, external, notes, inplace)
+
+
+def _clash(a: Buffer, b: Buffer, rules: dict[tuple[str, str], InPlace]) -> bool:
+    """Whether a and b, both placed, may not sit where they are."""
+    if not a.overlaps_in_time(b):
+        return False
+    if a.offset + a.size <= b.offset or b.offset + b.size <= a.offset:
+        return False
+    rule = rules.get((a.name, b.name))
+    if rule is not None:
+        return not rule.allows(a.offset, b.offset)
+    rule = rules.get((b.name, a.name))
+    return rule is None or not rule.allows(b.offset, a.offset)
+
+
+def _place(buffers: list[Buffer], inplace: list[InPlace]) -> list[Buffer]:
+    """Largest first, each at the lowest offset where it clashes with no placed buffer.
+
+    Candidates: 0, the end of every placed buffer alive at the same time, and, for an
+    in-place partner already placed, the nearest offsets its rule allows."""
+    rules = {(r.input, r.output): r for r in inplace}
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=lambda b: (-b.size, b.first, b.name)):
+        live = [p for p in placed if p.overlaps_in_time(buf)]
+        ends = {0, *(p.offset + p.size for p in live)}
+        candidates = set(ends)
+        for p in live:
+            # Offsets o that the rule allows against p: congruent to p's offset modulo the
+            # step, at least `shift` above it (buf is the input) or below it (the output).
+            if (buf.name, p.name) in rules:
+                r = rules[(buf.name, p.name)]
+                lo, hi = p.offset + r.shift, None
+            elif (p.name, buf.name) in rules:
+                r = rules[(p.name, buf.name)]
+                lo, hi = 0, p.offset - r.shift
+            else:
+                continue
+            for c in ends:
+                o = max(c, lo)
+                o += (p.offset - o) % r.step
+                if hi is None or o <= hi:
+                    candidates.add(o)
+        for offset in sorted(c for c in candidates if c >= 0):
+            buf.offset = offset
+            if not any(_clash(buf, p, rules) for p in live):
+                break
+        placed.append(buf)
+    return placed
 
 
 def check_plan(plan: Plan) -> list[str]:
-    """Problems with a plan: two buffers alive at once that overlap in the arena."""
+    """Problems with a plan: two buffers alive at once that overlap in the arena (other
+    than an in-place layer's input and output, placed as its rule allows)."""
+    rules = {(r.input, r.output): r for r in plan.inplace}
     problems = []
     for i, a in enumerate(plan.buffers):
         for b in plan.buffers[i + 1 :]:
-            if (
-                a.overlaps_in_time(b)
-                and a.offset < b.offset + b.size
-                and b.offset < a.offset + a.size
-            ):
+            if _clash(a, b, rules):
                 problems.append(f"{a.name} and {b.name} overlap")
     return problems

@@ -39,6 +39,9 @@ class Rendered:
     scratch_bytes: int
     inputs: tuple[str, ...] = ("input",)  # names of the runtime inputs, in call order
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # 0, or the kernel may be called with its output over its input: the input starting
+    # at least planner.inplace_shift bytes after the output, a multiple of in_place bytes.
+    in_place: int = 0
 
 
 def pack_int16_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -96,6 +99,14 @@ class KernelTemplate(ABC):
     def scratch_bytes(self, spec: KernelSpec, target: Target, params: Point) -> int:
         return 0
 
+    def in_place(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        """0, or this point computes correctly with its output over its input: the input
+        starting at least planner.inplace_shift bytes after the output and a multiple of
+        the returned number of bytes after it (1: anywhere from there). The planner then
+        lets them overlap where the input is not read later; the variant is measured and
+        verified that way."""
+        return 0
+
     def input_names(self, spec: KernelSpec) -> tuple[str, ...]:
         return ("input",)
 
@@ -123,6 +134,7 @@ class KernelTemplate(ABC):
             params=dict(params),
             scratch_bytes=self.scratch_bytes(spec, target, params),
             inputs=self.input_names(spec),
+            in_place=self.in_place(spec, target, params),
         )
 
     def content_hash(self) -> str:

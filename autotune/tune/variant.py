@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autotune.emit.planner import inplace_shift
 from autotune.errors import AutotuneError
 from autotune.model.extract import layers_model
 from autotune.model.graph import Graph
@@ -94,11 +95,16 @@ def harness_main(spec: KernelSpec, rendered: Rendered) -> str:
     ]
     args = []
     params = []
+    shift = inplace_input(spec, rendered)
     for i, size in enumerate(spec.input_sizes):
-        lines.append(f"AUTOTUNE_BUFFER(int8_t, at_in{i}, {size});")
-        args.append(f"at_in{i}")
+        if shift is None:
+            lines.append(f"AUTOTUNE_BUFFER(int8_t, at_in{i}, {size});")
+        args.append(f"at_in{i}" if shift is None else f"at_out + {shift}")
         params.append("const int8_t *")
-    lines.append(f"AUTOTUNE_BUFFER(int8_t, at_out, {spec.output_size});")
+    out_size = (
+        spec.output_size if shift is None else max(spec.output_size, shift + sum(spec.input_sizes))
+    )
+    lines.append(f"AUTOTUNE_BUFFER(int8_t, at_out, {out_size});")
     lines.append(f"AUTOTUNE_BUFFER(uint8_t, at_scratch, {max(4, rendered.scratch_bytes)});")
     state_args, state_params = [], []
     for k, (dtype, count, reset) in enumerate(spec.state):
@@ -120,6 +126,25 @@ def harness_main(spec: KernelSpec, rendered: Rendered) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def inplace_input(spec: KernelSpec, rendered: Rendered) -> int | None:
+    """Where an in-place variant's input sits in its output buffer (it is measured and
+    checked over it, as the library's plan places it), or None."""
+    if not rendered.in_place or len(spec.input_sizes) != 1:
+        return None
+    return inplace_shift(spec.input_sizes[0], spec.output_size)
+
+
+def harness_feed(
+    spec: KernelSpec, rendered: Rendered, inputs: list[np.ndarray]
+) -> dict[str, bytes]:
+    """The input buffers' contents by symbol (an in-place variant's input inside at_out)."""
+    data = [np.ascontiguousarray(x).tobytes() for x in inputs]
+    shift = inplace_input(spec, rendered)
+    if shift is None:
+        return {f"at_in{i}": b for i, b in enumerate(data)}
+    return {"at_out": bytes(shift) + data[0]}
 
 
 class Evaluator:
@@ -181,7 +206,7 @@ class Evaluator:
         for n, (inputs, want) in enumerate(
             zip(self.checks.inputs, self.checks.expected, strict=True)
         ):
-            feed = {f"at_in{i}": np.ascontiguousarray(x).tobytes() for i, x in enumerate(inputs)}
+            feed = harness_feed(self.spec, rendered, inputs)
             try:
                 run = self.runner.run(
                     result.elf,

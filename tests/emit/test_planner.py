@@ -100,3 +100,64 @@ def test_real_models_fit_in_no_more_than_tflm(name: str) -> None:
     # TFLM's planned tensors include the model's input and output; ours leave them to the caller.
     assert plan.arena_bytes + io <= tflm["total"]
     assert plan.arena_bytes <= tflm["head"]
+
+
+def test_in_place_output_overlaps_its_input_as_far_as_the_kernel_allows() -> None:
+    g = chain([64, 64, 128, 64])  # layer 1 widens 64 -> 128 bytes in place
+    plan = plan_memory(g, codes_for(g, inplace=True))
+    assert check_plan(plan) == []
+    # The input starts at least 64 bytes after the wider output: no output unit lands
+    # on input not read yet; both fit in the output's 128 bytes.
+    assert plan.offsets[1] - plan.offsets[2] >= 64
+    assert plan.arena_bytes == 128
+    rule = next(r for r in plan.inplace if r.layer == 1)
+    assert rule.allows(64, 0) and rule.allows(128, 0)
+    assert not rule.allows(48, 0) and not rule.allows(0, 0)
+
+
+def test_in_place_step_keeps_whole_pixels_between_input_and_output() -> None:
+    g = chain([96, 96, 96, 96])
+    codes = codes_for(g, inplace=True)
+    for code in codes:
+        code.inplace_step = 48  # e.g. a depthwise kernel's 48 channels
+    plan = plan_memory(g, codes)
+    assert check_plan(plan) == []
+    assert all(r.step == 48 for r in plan.inplace)  # lcm(ALIGN, 48)
+    assert (plan.offsets[1] - plan.offsets[2]) % 48 == 0
+    bad = Plan(
+        [Buffer("t1", 96, 0, 1, [1], offset=16), Buffer("t2", 96, 1, 2, [2], offset=0)],
+        112,
+        {},
+        {},
+        {},
+        {},
+        inplace=plan.inplace[:1],
+    )
+    assert check_plan(bad) == ["t1 and t2 overlap"]
+
+
+def test_in_place_is_refused_where_the_input_is_read_later() -> None:
+    # t1 -> layer 1 -> t2, and layer 2 reads t1 again (a skip connection).
+    tensors = [Tensor(i, f"t{i}", (64,), "int8") for i in range(4)]
+    layers = [
+        Layer(0, "ADD", (0,), (1,)),
+        Layer(1, "ADD", (1,), (2,)),
+        Layer(2, "ADD", (2, 1), (3,)),
+    ]
+    g = Graph(tensors, layers, [0], [3])
+    plan = plan_memory(g, codes_for(g, inplace=True))
+    assert check_plan(plan) == []
+    assert plan.inplace == []  # layer 2's output is the caller's, layer 1's input is read later
+    assert plan.offsets[1] != plan.offsets[2] and plan.arena_bytes == 128
+    # The same through a RESHAPE: t1's bytes are read later under another name.
+    tensors = [Tensor(i, f"t{i}", (64,), "int8") for i in range(5)]
+    layers = [
+        Layer(0, "ADD", (0,), (1,)),
+        Layer(1, "RESHAPE", (1,), (2,)),
+        Layer(2, "ADD", (1,), (3,)),
+        Layer(3, "ADD", (3, 2), (4,)),
+    ]
+    g = Graph(tensors, layers, [0], [4])
+    plan = plan_memory(g, codes_for(g, inplace=True))
+    assert check_plan(plan) == [] and plan.inplace == []
+    assert plan.offsets[1] == plan.offsets[2] != plan.offsets[3]
