@@ -155,7 +155,6 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
             if group_last.get(groups.find(i), last.get(i)) != layer.index:
                 continue
             pairs.append((layer.index, i, o, code.inplace_step))
-            notes.append(f"layer {layer.index} ({layer.op}): tensor {o} may overlap {i}")
             break
 
     members: dict[int, list[int]] = {}
@@ -194,6 +193,12 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
         for index, i, o, step in pairs
     ]
     placed = _place(buffers, inplace)
+    where = {b.name: b for b in placed}
+    for rule, (index, i, o, _step) in zip(inplace, pairs, strict=True):
+        a, b = where[rule.input], where[rule.output]
+        if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+            op = graph.layers[index].op
+            notes.append(f"layer {index} ({op}): tensor {o} computed over {i}")
     offsets: dict[int, int] = {}
     scratch: dict[int, int] = {}
     home: dict[int, str] = {}

@@ -295,7 +295,7 @@ def test_chain_on_target(tmp_path: Path, target: str) -> None:
     model = chain_model()
     graph = parse_model(model)
     library = emit_library(graph, plugins.get_target(target), tmp_path / "model")
-    in_place = [n for n in library.plan.notes if "shares storage" in n]
+    in_place = [n for n in library.plan.notes if "computed over" in n]
     assert len(in_place) == 2, library.plan.notes  # TANH and SOFTMAX over their inputs
     assert_warning_free(library, target, tmp_path)
     calls = standard_calls(model)
