@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autotune.emit.deploy import _harness_flash
 from autotune.emit.library import Choice, Library, emit_library
+from autotune.emit.planner import ALIGN, inplace_shift
 from autotune.emit.verify import build_for_target
 from autotune.model.graph import Graph
 from autotune.platform.elf import read_elf
@@ -44,4 +45,29 @@ def baseline_layout(
     for layer in graph.layers:
         live[layer.index] = sum(b.size for b in activations if b.first <= layer.index <= b.last)
     fixed = flash - sum(baseline_flash.values())
-    return Layout(fixed_flash=fixed, fixed_ram=lib.state_bytes, live=live)
+    return Layout(
+        fixed_flash=fixed,
+        fixed_ram=lib.state_bytes,
+        live=live,
+        inplace_saving=inplace_savings(graph, lib),
+    )
+
+
+def inplace_savings(graph: Graph, lib: Library) -> dict[int, int]:
+    """Per layer with one runtime input, the arena its input and output save if the
+    output is written over the input (laid out as planner.inplace_shift says), where
+    the plan would allow it: the input is read last there and neither is the caller's."""
+    plan = lib.plan
+    buffer_of = {t: b for b in plan.buffers for t in b.tensors}
+    savings = {}
+    for layer, code in zip(graph.layers, lib.codes, strict=True):
+        if code.alias or len(code.inputs) != 1 or len(code.outputs) != 1:
+            continue
+        src, dst = buffer_of.get(code.inputs[0]), buffer_of.get(code.outputs[0])
+        if src is None or dst is None or src is dst or src.last != layer.index:
+            continue
+        nin, nout = (graph.tensors[t].nbytes for t in (code.inputs[0], code.outputs[0]))
+        both = inplace_shift(nin, nout) + nin if nout > nin else nin
+        together = -(-max(both, nout) // ALIGN) * ALIGN
+        savings[layer.index] = max(0, src.size + dst.size - together)
+    return savings

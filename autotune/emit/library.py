@@ -230,6 +230,36 @@ def quick_choices(graph: Graph, target: Target) -> dict[int, Choice]:
     return choices
 
 
+def small_choices(graph: Graph, target: Target) -> dict[int, Choice]:
+    """Untuned variants that need the least arena: per tunable layer, of its templates'
+    suggested points and baselines, one that computes in place with the least scratch,
+    else the one with the least scratch (the first of equals).
+
+    What the planner can reach without a search (arena figures against tflite-micro,
+    tests); a tuned run gets there through --ram-budget, which weighs the cycles."""
+    choices: dict[int, Choice] = {}
+    for layer in graph.layers:
+        spec = build_spec(graph, layer)
+        if spec is None:
+            continue
+        best: tuple[tuple[bool, int], Choice] | None = None
+        for template in plugins.get_kernels().values():
+            if getattr(template, "op", None) != layer.op or not template.applies(spec, target):
+                continue
+            space = template.space(spec, target)
+            suggested = getattr(template, "suggestions", lambda *_: [])(spec, target)
+            for point in [*suggested, space.baseline()]:
+                if space.check(point) is not None:
+                    continue
+                inplace = bool(template.in_place(spec, target, point))
+                key = (not inplace, template.scratch_bytes(spec, target, point))
+                if best is None or key < best[0]:  # the first of equals
+                    best = (key, Choice(template.name, point))
+        if best is not None:
+            choices[layer.index] = best[1]
+    return choices
+
+
 def _pointer(plan: Plan, graph: Graph, t: int, const: bool) -> str:
     kind = plan.external.get(t)
     ctype = c_type(graph.tensors[t].dtype)

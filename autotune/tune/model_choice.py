@@ -120,13 +120,17 @@ def layer_input(
     return LayerInput(index, spec, templates, ok, baseline, fastest)
 
 
-def _option(layer: LayerInput, trial: Trial, target: Target) -> Option:
+def _option(layer: LayerInput, trial: Trial, target: Target, saving: int = 0) -> Option:
+    """saving: the arena an in-place variant of this layer frees (its output over its
+    input), where the plan allows it there."""
     template = layer.templates[trial.template]
-    scratch = template.scratch_bytes(layer.spec, target, json.loads(trial.params))
+    params = json.loads(trial.params)
+    scratch = template.scratch_bytes(layer.spec, target, params)
+    freed = saving if template.in_place(layer.spec, target, params) else 0
     return Option(
         cycles=float(objective_value(trial) or 0),
         flash=flash_bytes(trial),
-        ram=-(-scratch // ALIGN) * ALIGN,  # as the planner places it
+        ram=-(-scratch // ALIGN) * ALIGN - freed,  # as the planner places it
         ref=trial,
         baseline=trial.is_baseline,
     )
@@ -155,6 +159,9 @@ class Layout:
     fixed_flash: int
     fixed_ram: int
     live: dict[int, int]
+    # Per layer, the bytes its input and output save where they overlap (in place): only
+    # where its input is read for the last time there and neither is the caller's.
+    inplace_saving: dict[int, int] = field(default_factory=dict)
 
 
 def choose_model(
@@ -171,6 +178,7 @@ def choose_model(
     fixed_flash = layout.fixed_flash if layout else 0
     fixed_ram = layout.fixed_ram if layout else 0
     live = layout.live if layout else {}
+    saving = layout.inplace_saving if layout else {}
     effective = dataclasses.replace(budget)
     live_layers = [layer for layer in layers if layer.trials]
     verified: set[tuple[int, int]] = set()
@@ -181,7 +189,7 @@ def choose_model(
                 LayerChoices(
                     f"layer {layer.index}",
                     [
-                        _option(layer, t, target)
+                        _option(layer, t, target, saving.get(layer.index, 0))
                         for t in layer.trials
                         if (layer.index, t.id) not in excluded
                     ],

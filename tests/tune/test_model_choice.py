@@ -26,12 +26,17 @@ class _Template:
     def scratch_bytes(self, spec: object, target: object, params: dict) -> int:
         return int(params.get("scratch", 0))
 
+    def in_place(self, spec: object, target: object, params: dict) -> int:
+        return int(params.get("inplace", 0))
 
-def _trial(tid: int, cycles: int, flash: int, baseline: bool = False, scratch: int = 0) -> Trial:
+
+def _trial(
+    tid: int, cycles: int, flash: int, baseline: bool = False, scratch: int = 0, inplace: int = 0
+) -> Trial:
     return Trial(
         id=tid,
         template="t",
-        params=json.dumps({"v": tid, "scratch": scratch}),
+        params=json.dumps({"v": tid, "scratch": scratch, "inplace": inplace}),
         status="ok",
         cycles=cycles,
         instructions=cycles,
@@ -133,6 +138,33 @@ def test_ram_budget_filters_scratch() -> None:
     assert got.picks[0].id == 3
     with pytest.raises(InfeasibleBudget, match="432 B of RAM"):
         choose_model([_layer(0, a)], TARGET, Budget(ram=431), lambda _l, _t: None, layout, measure)
+
+
+def test_in_place_variants_count_the_arena_they_free() -> None:
+    """Layer 0's output written over its input frees 300 B where the plan allows it: under
+    a budget the slower in-place variant is the one that fits; without the saving (the
+    input is read later) it does not."""
+    a = [
+        _trial(1, 1000, 100, True),
+        _trial(2, 400, 300, scratch=64),
+        _trial(3, 450, 300, scratch=16, inplace=1),
+    ]
+    layout = Layout(fixed_flash=0, fixed_ram=0, live={0: 700}, inplace_saving={0: 300})
+
+    def measure(picks: dict[int, Trial]) -> Footprint:
+        p = json.loads(picks[0].params)
+        return Footprint(100, 700 + p["scratch"] - (300 if p["inplace"] else 0))
+
+    def pick(budget: Budget, saving: dict[int, int]) -> int:
+        lay = Layout(0, 0, {0: 700}, saving)
+        return (
+            choose_model([_layer(0, a)], TARGET, budget, lambda *_: None, lay, measure).picks[0].id
+        )
+
+    assert pick(Budget(), layout.inplace_saving) == 2  # no budget: the fastest
+    assert pick(Budget(ram=500), layout.inplace_saving) == 3  # 700 + 16 - 300 = 416
+    with pytest.raises(InfeasibleBudget):
+        pick(Budget(ram=500), {})
 
 
 def test_front_plot_is_written(tmp_path: Path) -> None:
