@@ -108,3 +108,7 @@ def command(model: str, target: str, part: str | None, db_url: str | None, as_js
         f"flash: weights {result['flash']['weights']:,} B + code about "
         f"{result['flash']['code']:,} B; RAM: arena {ram['arena']:,} B{vs}, state {ram['state']:,} B"
     )
+    console.print(
+        f"  in place where the data flow allows (least-RAM variants): arena "
+        f"{ram['arena_in_place']:,} B"
+    )

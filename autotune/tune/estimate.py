@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB
-from autotune.emit.library import baseline_choices, layer_code
+from autotune.emit.library import baseline_choices, layer_code, small_choices
 from autotune.emit.planner import plan_memory
 from autotune.errors import AutotuneError
 from autotune.model.graph import Graph, Layer
@@ -131,6 +131,14 @@ def _expected(graph: Graph, layer: Layer, target: Target) -> LayerEstimate:
     )
 
 
+def _small_arena(graph: Graph, target: Target) -> int:
+    """The arena of the library of least RAM the planner reaches without a search
+    (in-place variants where the data flow allows, the least scratch elsewhere)."""
+    choices = small_choices(graph, target)
+    codes = [layer_code(graph, layer, target, choices.get(layer.index)) for layer in graph.layers]
+    return plan_memory(graph, codes).arena_bytes
+
+
 def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[str, Any]:
     """The whole estimate as the documented JSON (docs/cli.md)."""
     ctx = _context(target)
@@ -182,6 +190,7 @@ def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[st
         },
         "ram": {
             "arena": plan.arena_bytes,
+            "arena_in_place": _small_arena(graph, target),
             "state": sum(graph.tensors[t].nbytes for t in state),
         },
         "tflm_arena": tflm_arena(graph.path) if graph.path else None,

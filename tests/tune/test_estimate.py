@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autotune.emit.library import baseline_choices, emit_library
+from autotune.emit.library import baseline_choices, emit_library, small_choices
 from autotune.examples import quickstart_model
 from autotune.model.stats import layer_macs
 from autotune.model.tflite_import import load_model
@@ -56,6 +56,10 @@ def test_estimate_without_db_results_uses_the_calibration(model: Path, tmp_path:
     # RAM: the arena of the baseline library, exactly as emitted.
     library = emit_library(graph, target, tmp_path / "lib", baseline_choices(graph, target))
     assert result["ram"]["arena"] == library.plan.arena_bytes
+    # The least-RAM library the planner reaches: in place where it can, as emitted.
+    small = emit_library(graph, target, tmp_path / "small", small_choices(graph, target))
+    assert result["ram"]["arena_in_place"] == small.plan.arena_bytes
+    assert small.plan.arena_bytes < library.plan.arena_bytes
     weights = sum(t.nbytes for t in graph.tensors if t.data is not None)
     assert result["flash"]["weights"] == weights
     assert result["tflm_arena"]["total"] > 0
