@@ -57,15 +57,22 @@ def dsp_weights(rows: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     return packed, tail
 
 
-def dsp_bytes(rows: np.ndarray, block: int) -> np.ndarray:
-    """int8 weights for the DSP path: per 4 k, the 4 bytes of each row, interleaved by block
-    (the kernel splits them with SXTB16 as it does the inputs); the K % 4 tail is separate."""
+def dsp_bytes(rows: np.ndarray, block: int, group: int = 4) -> np.ndarray:
+    """int8 weights for the SIMD paths: per `group` k (4 for the DSP path, 16 for NEON),
+    the bytes of each row, interleaved by block (the DSP kernel splits them with SXTB16
+    as it does the inputs); the K % group tail is separate."""
     c, k = rows.shape
-    k4 = k // 4
-    groups = rows[:, : k4 * 4].reshape(c, k4, 4)
+    kg = k // group
+    groups = rows[:, : kg * group].reshape(c, kg, group)
     full = c - c % block
-    head = groups[:full].reshape(full // block, block, k4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    head = groups[:full].reshape(full // block, block, kg, group).transpose(0, 2, 1, 3).reshape(-1)
     return np.concatenate([head, groups[full:].reshape(-1)]).astype(np.int8)
+
+
+def neon_pairs_exact(rows: np.ndarray) -> bool:
+    """Whether two int8 x int8 products may share an int16 lane (VMULL + VMLAL, then one
+    pairwise widening add): |x * w| <= 128 * 127 unless a weight is -128."""
+    return bool(rows.min(initial=0) > -128)
 
 
 def folded_bias(spec: KernelSpec, rows: np.ndarray) -> np.ndarray:
@@ -106,7 +113,10 @@ class _ConvBase(KernelTemplate):
         s.add("block_px", [1, 2, 4], 1, "output pixels computed together")
         s.add("block_oc", [1, 2, 4], 1, "output channels computed together")
         simd = ["none"] + (["dsp"] if target.has("dsp") else [])
-        s.add("simd", simd, "none", "ISA path")
+        simd += ["neon"] if target.has("neon") and k >= 16 else []
+        s.add(
+            "simd", simd, "none", "ISA path: dsp = SXTB16 + SMLAD, neon = 16 int8 per VMULL/VMLAL"
+        )
         s.add("unroll", sorted(set(_divisors(k) + _divisors(k // 4))), 1, "inner-loop unroll")
         s.add("fold", [False, True], False, "input offset folded into the bias")
         s.add(
@@ -160,6 +170,11 @@ class _ConvBase(KernelTemplate):
                     return "the DSP path needs the input offset folded into the bias"
                 if k // 4 == 0 or (k // 4) % p["unroll"]:
                     return f"unroll {p['unroll']} does not divide {k // 4} groups of 4"
+            elif p["simd"] == "neon":
+                if not p["fold"]:
+                    return "the NEON path needs the input offset folded into the bias"
+                if (k // 16) % p["unroll"]:
+                    return f"unroll {p['unroll']} does not divide {k // 16} groups of 16"
             elif k % p["unroll"]:
                 return f"unroll {p['unroll']} does not divide the patch length {k}"
             if p["wbytes"] == 1 and p["simd"] != "dsp":
@@ -184,8 +199,10 @@ class _ConvBase(KernelTemplate):
                     return f"requant=fast is not exact for this layer: {fast}"
                 if p["mode"] == "direct":
                     return "the direct loop keeps TFLM's requantization"
-            if p["block_px"] * p["block_oc"] > max_acc:
-                return f"more than {max_acc} accumulators spill registers on {target.name}"
+            # NEON accumulates in vector registers: AArch64 has 32 of them (A32: 16 Q).
+            limit = 16 if p["simd"] == "neon" and target.word_bits == 64 else max_acc
+            if p["block_px"] * p["block_oc"] > limit:
+                return f"more than {limit} accumulators spill registers on {target.name}"
             return None
 
         s.require(check)
@@ -197,6 +214,22 @@ class _ConvBase(KernelTemplate):
         space = self.space(spec, target)
         simd = "dsp" if target.has("dsp") else "none"
         points = []
+        if target.has("neon"):
+            fused = "ref" if isinstance(self.fast(spec), str) else "fast"
+            blocks = ((2, 4, 1), (4, 2, 1), (2, 2, 2), (4, 4, 1), (1, 4, 2))
+            for block_px, block_oc, unroll in blocks:
+                point = {
+                    **space.baseline(),
+                    "mode": self.modes[-1],
+                    "block_px": block_px,
+                    "block_oc": block_oc,
+                    "simd": "neon",
+                    "fold": True,
+                    "unroll": unroll,
+                    "requant": fused,
+                }
+                if space.check(point) is None:
+                    points.append(point)
         for block_px, block_oc in ((2, 4), (2, 2), (1, 4)):
             for unroll in (1, 2):
                 point = {
@@ -290,6 +323,11 @@ class _ConvBase(KernelTemplate):
                 arrays.append(c_array("int8_t", "W4", dsp_bytes(rows, params["block_oc"])))
             if k % 4:
                 arrays.append(c_array("int8_t", "WT", tail))
+        elif params["simd"] == "neon":
+            bo = params["block_oc"]
+            arrays.append(c_array("int8_t", "WN", dsp_bytes(rows, bo, 16)))
+            if k % 16:
+                arrays.append(c_array("int8_t", "WT", interleave_rows(rows[:, k - k % 16 :], bo)))
         else:
             block = 1 if params["mode"] == "direct" else params["block_oc"]
             arrays.append(c_array("int8_t", "W8", interleave_rows(rows, block)))
@@ -305,6 +343,7 @@ class _ConvBase(KernelTemplate):
             ),
             "pad_right": self.pad_right(spec),
             "wbytes": params["wbytes"],
+            "neon_pair": neon_pairs_exact(rows),
             "widen": bool(params.get("widen")),
             "fused": fused,
             # Start of an output-channel block's DSP weights (rows are K4 groups long).

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from autotune.kernels.conv2d import dsp_weights, interleave_rows
+from autotune.kernels.conv2d import dsp_bytes, dsp_weights, interleave_rows, neon_pairs_exact
 from autotune.kernels.depthwise import (
     OPT_LEVELS,
     FastRequant,
@@ -45,7 +45,7 @@ class FullyConnected(KernelTemplate):
     op = "FULLY_CONNECTED"
     main_file = "fully_connected.c.j2"
     # The Python helpers it borrows shape its code too, so they key its content hash.
-    files = ("depthwise_requant.j2", "depthwise.py", "conv2d.py")
+    files = ("depthwise_requant.j2", "depthwise.py", "conv2d.py", "dot_block.j2")
 
     def applies(self, spec: KernelSpec, target: Target) -> bool:
         return spec.op == "FULLY_CONNECTED"
@@ -78,7 +78,15 @@ class FullyConnected(KernelTemplate):
         s.add("mode", ["direct", "blocked"], "direct", "TFLM's loop, or blocked dot products")
         # Choices the shape cannot use are left out, so that every choice is reachable.
         simd = ["none"] + (["dsp"] if target.has("dsp") and d["depth"] >= 4 else [])
-        s.add("simd", simd, "none", "ISA path: dsp = SXTB16 + SMLAD on int16 pairs")
+        w = self.weights(spec)
+        int8 = bool(w.min(initial=0) >= -128 and w.max(initial=0) <= 127)
+        simd += ["neon"] if target.has("neon") and d["depth"] >= 16 and int8 else []
+        s.add(
+            "simd",
+            simd,
+            "none",
+            "ISA path: dsp = SXTB16 + SMLAD on int16 pairs, neon = 16 int8 per VMULL/VMLAL",
+        )
         s.add("block_u", [u for u in (1, 2, 4) if u <= d["units"]], 1, "units computed together")
         s.add("block_b", [b for b in (1, 2, 4) if b <= d["batches"]], 1, "batch rows together")
         unrolls = [u for u in (1, 2, 4, 8) if u <= d["depth"]]
@@ -99,7 +107,7 @@ class FullyConnected(KernelTemplate):
                 return f"requant=fast is not exact for this layer: {fast}"
             if p["block_u"] * p["block_b"] > MAX_ACCUMULATORS:
                 return "more than 8 accumulators spill registers"
-            steps = d["depth"] // 4 if p["simd"] == "dsp" else d["depth"]
+            steps = {"dsp": d["depth"] // 4, "neon": d["depth"] // 16}.get(p["simd"], d["depth"])
             if p["unroll"] > max(1, steps):
                 return f"unroll {p['unroll']} exceeds the {steps} depth steps"
             return None
@@ -114,6 +122,11 @@ class FullyConnected(KernelTemplate):
         base = {**space.baseline(), "mode": "blocked", "requant": fast}
         batch = 2 if spec.dims["batches"] > 1 else 1
         points = []
+        if target.has("neon"):
+            for bu, un in ((4, 1), (2, 2), (4, 2)):
+                points.append(
+                    {**base, "simd": "neon", "block_u": bu, "block_b": batch, "unroll": un}
+                )
         if target.has("dsp"):
             for bu, un in ((4, 2), (2, 4), (4, 1)):
                 points.append(
@@ -146,7 +159,10 @@ class FullyConnected(KernelTemplate):
             }
 
         fast = params["requant"] == "fast"
-        scale = 2 if fast else 1
+        neon = params["simd"] == "neon"
+        # The fused requantization takes 2 * acc: doubled weights, except on NEON, whose
+        # weights stay int8 (the accumulator is doubled instead).
+        scale = 2 if fast and not neon else 1
         io = spec.scalars["input_offset"]
         folded = _wrap32(scale * (bias + io * w.sum(axis=1)))
         wd = w * scale
@@ -165,7 +181,13 @@ class FullyConnected(KernelTemplate):
         simd = params["simd"] == "dsp"
         wide = bool(np.abs(wd).max(initial=0) > 127)
         ctype = "int16_t" if wide else "int8_t"
-        if simd:
+        if neon:
+            arrays.append(c_array("int8_t", "WN", dsp_bytes(wd, bu, 16)))
+            if depth % 16:
+                arrays.append(
+                    c_array("int8_t", "WT", interleave_rows(wd[:, depth - depth % 16 :], bu))
+                )
+        elif simd:
             words, tail = dsp_weights(wd, bu)
             arrays.append(c_array("uint32_t", "W16", words, per_line=6))
             if depth % 4:
@@ -177,12 +199,14 @@ class FullyConnected(KernelTemplate):
 
         def requant(acc: str, j: int) -> str:
             q = [e.replace("{j}", str(j)) for e in qexpr] + ([""] if not fast else [])
-            return requant_expr(acc, q, fast, simd, lo, hi, const_e)
+            value = f"({acc} * 2)" if fast and neon else acc
+            return requant_expr(value, q, fast, simd, lo, hi, const_e)
 
         return {
             "arrays": "\n\n".join(arrays),
             "requant": requant,
             "wtype": ctype,
+            "neon_pair": neon_pairs_exact(wd) if neon else False,
             "K4": depth // 4,
             "KT": depth % 4,
             "UF": units - units % bu,

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune.kernels.conv2d import dsp_bytes, neon_pairs_exact
 from autotune.kernels.depthwise import OPT_LEVELS, tidy_c
 from autotune.platform.target import Target
 from autotune.reference.ops.activations import int16_input_scaling
@@ -112,11 +113,17 @@ def lay_out(
 
     pack "int8": [k][row] bytes; "dsp16": per 4 k and row two SMLAD words, (k, k+2) and
     (k+1, k+3); "dsp8": per 4 k and row one word of the four bytes (split by SXTB16 at
-    run time). For the DSP packings the K % 4 tail is one more group over the last four
+    run time); "neon": per 16 k and row 16 bytes, then the K % 16 tail as [k][row]
+    bytes. For the DSP packings the K % 4 tail is one more group over the last four
     inputs when K >= 4, else a separate [k][row] byte array.
     Returns (main, tail, elements per row in main, elements per row in tail).
     """
     k = w.shape[1]
+    if pack == "neon":
+        k16 = k // 16
+        main = [dsp_bytes(w[rows], len(rows), 16) for rows in blocks]
+        tail = [w[rows][:, 16 * k16 :].T.reshape(-1) for rows in blocks]
+        return np.concatenate(main), np.concatenate(tail), 16 * k16, k % 16
     k4 = k // 4 if pack != "int8" else 0
     overlap = pack != "int8" and k >= 4 and k % 4 != 0
     main, tail = [], []
@@ -156,7 +163,14 @@ class LstmTemplate(KernelTemplate):
     name = "lstm"
     op = OP
     main_file = "lstm.c.j2"
-    files = ("lstm_dot.j2", "include/at_lstm.h", "include/at_fixedpoint.h", "depthwise.py")
+    files = (
+        "lstm_dot.j2",
+        "dot_block.j2",
+        "include/at_lstm.h",
+        "include/at_fixedpoint.h",
+        "depthwise.py",
+        "conv2d.py",
+    )
 
     def applies(self, spec: KernelSpec, target: Target) -> bool:
         return spec.op == OP
@@ -179,7 +193,9 @@ class LstmTemplate(KernelTemplate):
         s.add("xproj", ["chunk", "all"], "chunk", "input projection per block_t steps or all")
         s.add("block_t", [t for t in (1, 2, 4) if t <= d["steps"]], 1, "steps projected together")
         simd = ["none"] + (["dsp"] if target.has("dsp") else [])
-        s.add("simd", simd, "none", "ISA path: dsp = SXTB16 + SMLAD")
+        longest = max(d["features"], d["units"])
+        simd += ["neon"] if target.has("neon") and longest >= 16 else []
+        s.add("simd", simd, "none", "ISA path: dsp = SXTB16 + SMLAD, neon = VMULL/VMLAL")
         s.add("wpack", ["int8", "int16"], "int8", "DSP weights: int8 split at run time, or int16")
         dsp_groups = max(d["features"], d["units"]) // 4
         unrolls = [u for u in (1, 2, 4) if u <= max(d["features"], d["units"])]
@@ -203,10 +219,12 @@ class LstmTemplate(KernelTemplate):
                 return f"{p['xblock_u']} rows x {p['block_t']} steps: more than 8 accumulators"
             if p["cell_update"] == "unit" and p["gates"] != "fused":
                 return "a unit's update right after its gates needs the gates fused"
-            if p["simd"] == "none" and p["wpack"] != "int8":
+            if p["simd"] != "dsp" and p["wpack"] != "int8":
                 return "int16 weights are the DSP path's layout"
             if p["simd"] == "dsp" and p["unroll"] > max(1, dsp_groups):
                 return f"unroll {p['unroll']} exceeds the {dsp_groups} groups of 4"
+            if p["simd"] == "neon" and p["unroll"] > max(1, longest // 16):
+                return f"unroll {p['unroll']} exceeds the {longest // 16} groups of 16"
             return None
 
         s.require(check)
@@ -232,6 +250,8 @@ class LstmTemplate(KernelTemplate):
             {"gates": "separate", "block_u": 4, "xblock_u": 2, "block_t": 4},
         ]
         points = []
+        if target.has("neon"):
+            points += [{**fused, **shape, "simd": "neon", "unroll": 1} for shape in shapes]
         if target.has("dsp"):
             points += [{**fused, **shape, "simd": "dsp", "wpack": "int16"} for shape in shapes]
             points.append({**points[0], "opt": "-O3"})
@@ -315,6 +335,7 @@ class LstmTemplate(KernelTemplate):
         fused = params["gates"] == "fused"
         simd = params["simd"] == "dsp"
         pack = ("dsp16" if params["wpack"] == "int16" else "dsp8") if simd else "int8"
+        pack = "neon" if params["simd"] == "neon" else pack
         wx = c["input_weights"].reshape(4 * units, features)
         wh = c["recurrent_weights"].reshape(4 * units, units)
         x_main, x_tail, x_row, x_trow = lay_out(
@@ -323,24 +344,25 @@ class LstmTemplate(KernelTemplate):
         h_main, h_tail, h_row, h_trow = lay_out(
             wh, row_blocks(units, fused, params["block_u"]), pack
         )
-        wtype = "int8_t" if pack == "int8" else "uint32_t"
+        wtype = "int8_t" if pack in ("int8", "neon") else "uint32_t"
         arrays = [
             f"/* Input weights by row block ({params['xblock_u']} unit(s) of one gate), "
             + {
                 "int8": "[k][row] per block. */",
                 "dsp16": "per 4 k and row the SMLAD pairs (k, k+2), (k+1, k+3). */",
                 "dsp8": "per 4 k and row one word of 4 bytes, split by SXTB16. */",
+                "neon": "per 16 k and row 16 bytes, then the K % 16 tail [k][row]. */",
             }[pack],
         ]
         if x_row:
-            arrays.append(c_array(wtype, "WX", x_main, per_line=16 if pack == "int8" else 6))
+            arrays.append(c_array(wtype, "WX", x_main, per_line=6 if wtype == "uint32_t" else 16))
         if x_trow:
             arrays.append(c_array("int8_t", "WXT", x_tail))
         arrays.append(
             f"/* Recurrent weights, {params['block_u']} unit(s) per block, the same layout. */"
         )
         if h_row:
-            arrays.append(c_array(wtype, "WH", h_main, per_line=16 if pack == "int8" else 6))
+            arrays.append(c_array(wtype, "WH", h_main, per_line=6 if wtype == "uint32_t" else 16))
         if h_trow:
             arrays.append(c_array("int8_t", "WHT", h_tail))
         arrays += [
@@ -374,6 +396,7 @@ class LstmTemplate(KernelTemplate):
             "fused": fused,
             "BT": params["block_t"],
             "pack": pack,
+            "neon_pair": neon_pairs_exact(np.concatenate([wx.reshape(-1), wh.reshape(-1)])),
             "wtype": wtype,
             "has_bh": has_bh,
             "loops": unit_loops(units, params["block_u"]),

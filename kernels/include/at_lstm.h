@@ -76,12 +76,22 @@ AT_LSTM_INLINE int32_t at_lstm_requant(int32_t acc, int32_t mult, int32_t k, int
 }
 
 #if defined(AT_HAVE_DSP)
+#if defined(__thumb__)
 /* Two adjacent weight words in one LDRD: a row's SMLAD pair stays one load instruction
  * however the compiler schedules. index is a constant word offset below 256. */
 #define AT_LSTM_LDRD(lo, hi, base, index) \
     __asm__("ldrd %0, %1, [%2, %3]" \
             : "=r"(lo), "=r"(hi) \
             : "r"(base), "i"(4 * (index)), "m"(*(const uint32_t(*)[2])((base) + (index))))
+#else
+/* A32: LDRD needs an even/odd register pair and an offset below 256 bytes; two loads,
+ * which gcc pairs where it can. */
+#define AT_LSTM_LDRD(lo, hi, base, index) \
+    do { \
+        (lo) = (base)[index]; \
+        (hi) = (base)[(index) + 1]; \
+    } while (0)
+#endif
 
 /* The same with a constant shift E folded into the saturation: SMMLAR, then SSAT #BITS
  * with ASR #E (one instruction each). */

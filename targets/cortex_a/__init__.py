@@ -45,7 +45,7 @@ TARGETS: tuple[Target, ...] = (
         ),
         memory=_memory(),
         runner="unicorn",
-        cycle_model="cortex-a53 v1",
+        cycle_model="cortex-a53 v2",
         features=frozenset({"mul", "mul64", "div", "unaligned", "fpu", "fpu-dp", "neon"}),
         simd_bits=128,
         word_bits=64,

@@ -240,29 +240,45 @@ def test_a7_latencies(tmp_path: Path) -> None:
 
 def test_a53_dual_issue_and_latencies(tmp_path: Path) -> None:
     # Two ALUs: two independent adds per cycle.
-    assert cost("cortex-a53 v1", "aarch64", "add x0, x0, #1\nadd x1, x1, #1", tmp_path).cycles == 1
+    assert cost("cortex-a53 v2", "aarch64", "add x0, x0, #1\nadd x1, x1, #1", tmp_path).cycles == 1
     three = "add x0, x0, #1\nadd x1, x1, #1\nadd x2, x2, #1"
-    assert cost("cortex-a53 v1", "aarch64", three, tmp_path).cycles == 2
+    assert cost("cortex-a53 v2", "aarch64", three, tmp_path).cycles == 2
     # LoadLatency 3.
-    assert cost("cortex-a53 v1", "aarch64", "ldr x0, [x1]\nadd x2, x0, #1", tmp_path).cycles == 4
+    assert cost("cortex-a53 v2", "aarch64", "ldr x0, [x1]\nadd x2, x0, #1", tmp_path).cycles == 4
     # WriteIM 4 with ReadIM advance 1: a multiply result feeds an add after 3.
-    assert cost("cortex-a53 v1", "aarch64", "mul x0, x1, x2\nadd x3, x0, #1", tmp_path).cycles == 4
+    assert cost("cortex-a53 v2", "aarch64", "mul x0, x1, x2\nadd x3, x0, #1", tmp_path).cycles == 4
     # ReadIMA advance 2: a MADD chain through the accumulator every 2 cycles.
     chain = "\n".join(["madd x0, x1, x2, x0"] * 3)
-    assert cost("cortex-a53 v1", "aarch64", chain, tmp_path).cycles == 5
+    assert cost("cortex-a53 v2", "aarch64", chain, tmp_path).cycles == 5
     # WriteID32 latency 4.
-    assert cost("cortex-a53 v1", "aarch64", "sdiv w0, w1, w2\nadd w3, w0, #1", tmp_path).cycles == 5
+    assert cost("cortex-a53 v2", "aarch64", "sdiv w0, w1, w2\nadd w3, w0, #1", tmp_path).cycles == 5
 
 
-def test_a53_q_form_neon_occupies_the_datapath_twice(tmp_path: Path) -> None:
+def test_a53_asimd_issue(tmp_path: Path) -> None:
+    # One ASIMD instruction per cycle, Q-form (128-bit) or D-form: a Q-form FMLA issues
+    # every cycle (ncnn's A53 measurements); v1 charged Q-forms 2 cycles of the unit.
     q = "add v0.16b, v1.16b, v2.16b\nadd v3.16b, v4.16b, v5.16b"
     d = "add v0.8b, v1.8b, v2.8b\nadd v3.8b, v4.8b, v5.8b"
-    assert cost("cortex-a53 v1", "aarch64", q, tmp_path).cycles == 3
-    assert cost("cortex-a53 v1", "aarch64", d, tmp_path).cycles == 2
+    assert cost("cortex-a53 v2", "aarch64", q, tmp_path).cycles == 2
+    assert cost("cortex-a53 v2", "aarch64", d, tmp_path).cycles == 2
+    # ASIMD work pairs with integer work.
+    pair = "smull v0.8h, v1.8b, v2.8b\nadd x1, x1, #1"
+    assert cost("cortex-a53 v2", "aarch64", pair, tmp_path).cycles == 1
+    # The load path is 64 bits: a Q load blocks issue 2 cycles, a D load 1, no pairing.
+    assert cost("cortex-a53 v2", "aarch64", "ldr q0, [x0]\nldr q1, [x1]", tmp_path).cycles == 4
+    assert cost("cortex-a53 v2", "aarch64", "ldr d0, [x0]\nldr d1, [x1]", tmp_path).cycles == 2
+    assert cost("cortex-a53 v2", "aarch64", "ldr q0, [x0]\nadd x2, x2, #1", tmp_path).cycles == 3
+    # Multiply-accumulate chains through the accumulator: 1 cycle apart (late forwarding);
+    # the int8 dot-product step SMULL, SMLAL2 (accumulator forwarded), then SADALP,
+    # which reads the products as an operand: it waits the full 4 cycles.
+    chain = "smlal v0.8h, v1.8b, v2.8b\nsmlal v0.8h, v3.8b, v4.8b"
+    assert cost("cortex-a53 v2", "aarch64", chain, tmp_path).cycles == 2
+    dot = "smull v3.8h, v1.8b, v2.8b\nsmlal2 v3.8h, v1.16b, v2.16b\nsadalp v0.4s, v3.8h"
+    assert cost("cortex-a53 v2", "aarch64", dot, tmp_path).cycles == 1 + 4 + 1
 
 
 def test_a53_branch_mispredict(tmp_path: Path) -> None:
-    c = cost("cortex-a53 v1", "aarch64", "subs x0, x0, #1\nb.ne back", tmp_path)
+    c = cost("cortex-a53 v2", "aarch64", "subs x0, x0, #1\nb.ne back", tmp_path)
     assert c.cycles + c.taken_delta == 2  # b.ne waits one cycle for the flags
     assert c.cycles == 2 + 9  # MispredictPenalty 9 when the loop is left
 

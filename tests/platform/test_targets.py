@@ -30,7 +30,7 @@ EXPECTED = {
     "cortex-m4": (("m4",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m4 v2"),
     "cortex-m7": (("m7",), "cortex-m", "armv7e-m", "gcc-arm-none-eabi", "cortex-m7 v2"),
     "cortex-m33": (("m33",), "cortex-m", "armv8-m.main", "gcc-arm-none-eabi", "cortex-m33 v2"),
-    "cortex-a53": (("a53",), "cortex-a", "armv8-a", "gcc-aarch64-linux-gnu", "cortex-a53 v1"),
+    "cortex-a53": (("a53",), "cortex-a", "armv8-a", "gcc-aarch64-linux-gnu", "cortex-a53 v2"),
     "cortex-a7": (("a7",), "cortex-a", "armv7-a", "gcc-arm-none-eabi", "cortex-a7 v1"),
     "arc-em": (("em4_dmips", "arc"), "arc", "arcv2em", "gcc-arc-linux-gnu", ""),
     "rv32imc": (("riscv",), "riscv", "rv32imc", "gcc-riscv64-unknown-elf", "ibex v1"),
