@@ -361,3 +361,19 @@ def test_options_are_read_from_the_table_the_op_takes() -> None:
     graph = parse_model(_edit(b.build(), change))
     assert graph.layers[0].options == {"beta": 0.5}
     assert graph.layers[1].options == {}
+
+
+def test_a_shrunk_axis_with_a_negative_stride_is_refused_not_reshaped() -> None:
+    # Fuzzer mutant 259 (seed 2027, buffer data): lstm_weather's slice strides became
+    # [1, -1785358955, 1] on its shrunk axis 1; the kernel picked nothing and failed to
+    # reshape 0 elements to the 1x32 output (ValueError, exit 70).
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 24, 32), "int8", 0.1, 0)
+    y = b.tensor("y", (1, 32), "int8", 0.1, 0)
+    idx = [b.constant(n, np.array(v, np.int32)) for n, v in
+           (("begin", [0, -1, 0]), ("end", [0, 0, 0]), ("strides", [1, -1785358955, 1]))]  # fmt: skip
+    b.op("STRIDED_SLICE", [x, *idx], [y], begin_mask=5, end_mask=5, shrink_axis_mask=2)
+    b.inputs(x)
+    b.outputs(y)
+    with pytest.raises(AutotuneError, match=r"op 0 \(STRIDED_SLICE\).*shrunk axis 1 picks 0"):
+        Interpreter(parse_model(b.build()))

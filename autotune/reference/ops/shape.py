@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from autotune.model.graph import Tensor
-from autotune.reference.registry import OpContext, reference_op, require_dtypes
-
-DATA_TYPES = ("int8", "int16", "int32", "float32")
+from autotune.reference.registry import DATA_TYPES, OpContext, reference_op, require_dtypes
 
 
 def _data_check(ctx: OpContext, *tensors: Tensor | None) -> str | None:
@@ -255,6 +253,9 @@ def check_strided_slice(ctx: OpContext) -> str | None:
         picked = range(start, stop, stride)
         if len(picked) and not (0 <= picked[0] < x.shape[axis] and 0 <= picked[-1] < x.shape[axis]):
             return f"the slice reads outside axis {axis} of size {x.shape[axis]}"
+        if shrink & (1 << axis) and len(picked) != 1:
+            # TFLM's loop walks [begin, begin + 1) by the stride: a negative one picks nothing.
+            return f"shrunk axis {axis} picks {len(picked)} elements (stride {stride})"
     shape = [
         max(0, -(-(stop - start) // stride))
         for axis, (start, stop, stride) in enumerate(plan)
