@@ -14,7 +14,10 @@ class ModelError(AutotuneError):
 
 
 class UnsupportedOpError(ModelError):
-    """Operators the reference executor does not implement (all of them, grouped by op)."""
+    """Operators the reference executor does not implement (all of them, grouped by op).
+    Exit code 3 from every command, as docs/cli.md says: `reference` and `tune` alike."""
+
+    exit_code = 3
 
     def __init__(self, path: str, op: str, index: int, detail: str = "") -> None:
         self.op = op

@@ -18,9 +18,7 @@ from autotune.emit.ops.shape import header_lines, operands
 from autotune.errors import InputError, UnsupportedOpError
 from autotune.model.graph import Graph, Layer
 from autotune.opdef import Op
-from autotune.reference.registry import OpContext, require_dtypes
-
-DATA_TYPES = ("int8", "int16", "int32", "float32")
+from autotune.reference.registry import DATA_TYPES, OpContext, require_dtypes
 
 
 def _data(ctx: OpContext, rank: int | None = 4) -> str | None:

@@ -23,7 +23,7 @@ from autotune.reference.fixedpoint import (
     quantize_multiplier,
     tflite_round,
 )
-from autotune.reference.registry import OpContext, require_dtypes
+from autotune.reference.registry import DATA_TYPES, OpContext, require_dtypes
 
 
 def _check_unary(ctx: OpContext) -> str | None:
@@ -168,7 +168,7 @@ def check_max_min(ctx: OpContext) -> str | None:
     a, b, y = ctx.input(0), ctx.input(1), ctx.output(0)
     if a is None or b is None:
         return "two inputs are required"
-    reason = require_dtypes(a, b, y, allowed=("int8", "int16", "int32", "float32"))
+    reason = require_dtypes(a, b, y, allowed=DATA_TYPES)
     if reason:
         return reason
     if not a.dtype == b.dtype == y.dtype:
@@ -182,16 +182,18 @@ def check_max_min(ctx: OpContext) -> str | None:
     return None
 
 
+# TFLM compares `x1 > x2 ? x1 : x2` (and `<` for MINIMUM): on float32 a NaN in the first
+# operand gives the second, unlike numpy's maximum, which spreads NaN; the C does the same.
 def maximum(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     a, b = args
     assert a is not None and b is not None
-    return [np.maximum(a, b)]
+    return [np.where(a > b, a, b).astype(a.dtype)]
 
 
 def minimum(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     a, b = args
     assert a is not None and b is not None
-    return [np.minimum(a, b)]
+    return [np.where(a < b, a, b).astype(a.dtype)]
 
 
 _UNARY = {

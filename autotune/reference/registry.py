@@ -70,6 +70,12 @@ def reference_op(op: str, check: Check | None = None) -> Callable[[Kernel], Kern
     return wrap
 
 
+# The element types of the ops that move or compare raw values without arithmetic
+# (RESHAPE, PAD, CONCATENATION, SPLIT, GATHER, ..., MAXIMUM, MINIMUM), as TFLM's kernels
+# take them: one list for the reference's checks and the C emitters of those ops.
+DATA_TYPES = ("int8", "int16", "int32", "float32")
+
+
 def require_dtypes(*tensors: Tensor | None, allowed: tuple[str, ...] = ("int8",)) -> str | None:
     """Common check: every given (non-constant) tensor has one of the allowed types."""
     for t in tensors:

@@ -1,6 +1,7 @@
 """RELU, RELU6, HARD_SWISH, MAXIMUM, MINIMUM, SQUEEZE and EXPAND_DIMS: the reference
 against tflite-micro on single-op models and a small graph, and their C on the host and
-on cortex-m4 (-Werror, simulator) against the reference."""
+on cortex-m4 (-Werror, simulator) against the reference. MAXIMUM and MINIMUM on every
+type their check takes (DATA_TYPES), in the reference and in C."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from autotune.model.tflite_import import parse_model
 from autotune.model.tflite_writer import ModelBuilder
 from autotune.reference.executor import Interpreter, run_model
 from tests.conftest import assert_matches_oracle, extreme_inputs, seeded_inputs
-from tests.emit.test_emit_shape_ops import check_on_host, check_on_target
+from tests.emit.test_emit_shape_ops import check_on_host, check_on_target, typed_inputs
 
 EVERY_INT8 = [[np.arange(-128, 128, dtype=np.int8).reshape(1, 256)]]
 # (input scale, zero point, output scale, zero point): same, wider, narrower, offset.
@@ -37,11 +38,12 @@ def unary(op: str, q: tuple[float, int, float, int]) -> bytes:
     return b.build()
 
 
-def binary(op: str, a_shape: tuple, b_shape: tuple, out_shape: tuple) -> bytes:
+def binary(op: str, a_shape: tuple, b_shape: tuple, out_shape: tuple, dtype="int8") -> bytes:
     b = ModelBuilder()
-    a = b.tensor("a", a_shape, "int8", 0.1, 2)
-    c = b.tensor("b", b_shape, "int8", 0.1, 2)
-    y = b.tensor("y", out_shape, "int8", 0.1, 2)
+    q = (0.1, 2) if dtype == "int8" else (None, None)
+    a = b.tensor("a", a_shape, dtype, *q)
+    c = b.tensor("b", b_shape, dtype, *q)
+    y = b.tensor("y", out_shape, dtype, *q)
     b.op(op, [a, c], [y])
     b.inputs(a, c)
     b.outputs(y)
@@ -75,6 +77,21 @@ def test_max_min_match_tflite_micro(op: str, shapes: tuple) -> None:
     model = binary(op, *shapes)
     graph = parse_model(model)
     calls = [seeded_inputs(graph, s) for s in (1, 2)] + [extreme_inputs(graph, "min")]
+    assert assert_matches_oracle(model, calls) == "tflite-micro"
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "float32"])
+@pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
+def test_max_min_match_tflite_micro_on_every_type_they_take(op: str, dtype: str) -> None:
+    model = binary(op, *BROADCASTS["both"], dtype=dtype)
+    graph = parse_model(model)
+    calls = [typed_inputs(graph, s) for s in (1, 2)]
+    if dtype == "float32":  # NaN on either side, and signed zeros: TFLM's `>` decides
+        a = np.array([np.nan, 1.0, -0.0, 0.0, np.nan, -np.inf, 3.0, -2.0] * 2, np.float32)
+        b = np.array([np.nan, -0.0, 1.0], np.float32)
+        calls.append([a.reshape(2, 1, 8), b.reshape(1, 3, 1)])
+    else:
+        calls += [extreme_inputs(graph, "min"), extreme_inputs(graph, "max")]
     assert assert_matches_oracle(model, calls) == "tflite-micro"
 
 
@@ -117,6 +134,9 @@ def test_small_graph_matches_tflite_micro() -> None:
         pytest.param(lambda: unary("HARD_SWISH", QUANT[1]), id="hard_swish"),
         pytest.param(lambda: binary("MAXIMUM", *BROADCASTS["both"]), id="maximum"),
         pytest.param(lambda: binary("MINIMUM", *BROADCASTS["row"]), id="minimum"),
+        pytest.param(lambda: binary("MAXIMUM", *BROADCASTS["both"], "int16"), id="maximum-int16"),
+        pytest.param(lambda: binary("MINIMUM", *BROADCASTS["row"], "int32"), id="minimum-int32"),
+        pytest.param(lambda: binary("MAXIMUM", *BROADCASTS["both"], "float32"), id="max-float32"),
         pytest.param(small_graph, id="graph"),
     ],
 )

@@ -1,5 +1,5 @@
 """ADD, SUB and MUL in C, with numpy-style broadcasting (MAXIMUM and MINIMUM, defined in
-autotune/ops/pointwise.py, use the same loops).
+autotune/ops/pointwise.py, use the same loops, on every type their reference check takes).
 
 Same-shape ADD normally goes to the tuned `add` template; this emitter is the
 general form (any broadcast, SUB, MUL, and ADD wherever no template applies). The
@@ -11,7 +11,7 @@ reference's (add_params, mul_multiplier, activation_range), baked in as constant
 
 from __future__ import annotations
 
-from autotune.emit.layer_code import LayerCode, op_emitter
+from autotune.emit.layer_code import LayerCode, c_type, op_emitter
 from autotune.emit.ops.shape import (
     checked_context,
     index,
@@ -26,6 +26,7 @@ from autotune.errors import UnsupportedOpError
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.reference.ops.elementwise import add_params, mul_multiplier
 from autotune.reference.quant_params import activation_range
+from autotune.reference.registry import DATA_TYPES
 
 
 def broadcast_strides(t: Tensor, shape: tuple[int, ...]) -> list[int]:
@@ -42,11 +43,12 @@ def binary(graph: Graph, layer: Layer, function: str) -> LayerCode:
     assert a is not None and b is not None
     ops = operands(graph, layer)
     act = ctx.options.get("fused_activation_function", "NONE")
-    if y.dtype != "int8":  # MAXIMUM and MINIMUM also take other types; C here is int8
+    raw = layer.op in ("MAXIMUM", "MINIMUM")  # raw values compared: every DATA_TYPES type
+    if y.dtype not in (DATA_TYPES if raw else ("int8",)):
         raise UnsupportedOpError(graph.path, layer.op, layer.index, f"no C for {y.dtype}")
-    act_min, act_max = activation_range(act, y)
+    act_min, act_max = (0, 0) if raw else activation_range(act, y)  # MAX/MIN: no activation
     params: dict[str, int] = {}
-    if layer.op in ("MAXIMUM", "MINIMUM"):
+    if raw:
         pass
     elif layer.op == "MUL":
         multiplier, shift = mul_multiplier(a, b, y)
@@ -87,7 +89,7 @@ def binary(graph: Graph, layer: Layer, function: str) -> LayerCode:
             return f"{name}[{index(variables, [d[which] for d in dims])}]"
 
         element = (
-            f"{at(ops.names[y.index], 1)} = (int8_t){function}_element("
+            f"{at(ops.names[y.index], 1)} = ({c_type(y.dtype)}){function}_element("
             f"{at(ops.names[a.index], 2)}, {at(ops.names[b.index], 3)});"
         )
         body = loop_nest([d[0] for d in dims], variables, [element], 1)
@@ -107,6 +109,7 @@ def binary(graph: Graph, layer: Layer, function: str) -> LayerCode:
         p=params,
         act_min=act_min,
         act_max=act_max,
+        element="float" if y.dtype == "float32" else "int32_t",
     )
     # out[i] reads only element i of an operand that is not broadcast, before writing it.
     inplace = [(t, y.index) for t in dict.fromkeys(ops.inputs) if graph.tensors[t].size == y.size]
