@@ -8,6 +8,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -113,6 +115,20 @@ class LogEvents(ProgressEvents):
             f"{n} variant{'' if n == 1 else 's'} measured"
             f"{' (cached)' if outcome.cached else ''}; {time.monotonic() - self.started:.0f} s",
         )
+
+
+@contextmanager
+def stage(console: Console, text: str) -> Iterator[None]:
+    """A long step after the search: a spinner on a terminal; in a log, a line when it
+    starts and one when it ends, so a pipe never goes quiet for minutes."""
+    if console.is_terminal:
+        with console.status(text):
+            yield
+        return
+    started = time.monotonic()
+    console.print(f"{text} ...")
+    yield
+    console.print(f"  done in {time.monotonic() - started:.0f} s")
 
 
 def _value(trial: Trial) -> str:
@@ -325,8 +341,8 @@ def command(
             if layer.best is not None and layer.best.cycles
         }
         db = ResultsDB(db_url)
-        with console.status(
-            f"emitting the library and running the whole model ({run.context.runner})"
+        with stage(
+            console, f"emitting the library and running the whole model ({run.context.runner})"
         ):
             try:
                 deployed = deploy(
@@ -345,29 +361,32 @@ def command(
                 shutil.rmtree(out_dir / "model", ignore_errors=True)
                 write_outputs(run, out_dir, None, failed_deployment(out_dir, str(exc)))
                 raise
-            # The headline speedup is library against library, both run whole; the
-            # baseline library is a means, not an output: it is built outside --out.
-            with tempfile.TemporaryDirectory(prefix="autotune-baseline-") as work:
-                base = deploy(
-                    run.graph,
-                    run.target,
-                    Path(work),
-                    baseline_choices(run.graph, run.target),
-                    clock_mhz,
-                    seed,
-                    db=db,
-                    name=library_name,
-                )
+        # The headline speedup is library against library, both run whole; the
+        # baseline library is a means, not an output: it is built outside --out.
+        with (
+            stage(console, "running the baseline library (the headline's reference)"),
+            tempfile.TemporaryDirectory(prefix="autotune-baseline-") as work,
+        ):
+            base = deploy(
+                run.graph,
+                run.target,
+                Path(work),
+                baseline_choices(run.graph, run.target),
+                clock_mhz,
+                seed,
+                db=db,
+                name=library_name,
+            )
         deployment = with_baseline(deployed.as_json(), base.as_json())
         if deployment["verified_calls"] and deployment["cycles"] is not None:
-            with console.status("running the library on several inputs (latency per layer)"):
+            with stage(console, "running the library on several inputs (latency per layer)"):
                 latency = cached_latency(
                     run.graph, run.target, deployed.library, choices, out_dir, seed, db_url
                 )
             if latency is not None:
                 deployment["latency"] = latency
         if linux_abis(run.target):
-            with console.status("building the embedded-Linux libraries"):
+            with stage(console, "building the embedded-Linux libraries"):
                 deployment["linux"] = [
                     {
                         "triplet": b.abi.triplet,

@@ -97,6 +97,10 @@ def test_tune_example_then_hit_the_cache(example: Path, tmp_path: Path, target: 
     # Without a terminal, one line per finished workload, naming its layers and op.
     done = [line for line in first.stderr.splitlines() if line.startswith("[")]
     assert any("layer 0 CONV_2D: best " in line for line in done), first.stderr
+    # ... and the minutes after the search (library, baseline, latency) say what runs.
+    log = first.stderr
+    assert "emitting the library and running the whole model" in log, log
+    assert "running the baseline library" in log and log.count("  done in ") >= 3, log
     assert not list((out / "model").glob("*.o")) and not list((out / "model").glob("*.elf"))
 
     # Once tuned, `autotune estimate` gives each tuned layer's DB figure, labelled as such.
