@@ -270,12 +270,13 @@ class _ConvBase(KernelTemplate):
                 }
                 if space.check(point) is None:
                     points.append(point)
-        # In place (the output over the input: less RAM for a few cycles), where it applies.
-        for point in [points[0], *[q for q in points if q.get("widen")][:1]] if points else []:
-            twin = {**point, "inplace": True}
-            if space.check(twin) is None and twin not in points:
-                points.append(twin)
-        return points
+        # In place (the output over the input: less RAM for a few cycles), where it applies:
+        # the widened assembly point's twin early (a small budget still measures it), the
+        # first point's last.
+        widened = [q for q in points if q.get("widen")][:1]
+        twins = [{**q, "inplace": True} for q in [*widened, *points[:1]]]
+        twins = [t for t in twins if space.check(t) is None]
+        return [*points[:1], *twins[:1], *points[1:], *twins[1:]]
 
     def pad_right(self, spec: KernelSpec) -> int:
         d = spec.dims
