@@ -100,6 +100,11 @@ class Add(KernelTemplate):
     def input_names(self, spec: KernelSpec) -> tuple[str, ...]:
         return ("input1", "input2")
 
+    def in_place(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        # Element by element, each read before its output is written (no restrict): the
+        # output may be written over either input.
+        return 1
+
     def space(self, spec: KernelSpec, target: Target) -> Space:
         dsp = ["smmulr"] if target.has("dsp") else []
         s = Space()

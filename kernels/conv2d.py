@@ -429,4 +429,43 @@ class Conv2D1xN(_ConvBase):
         )
 
 
-TEMPLATES = [Conv2DGeneral(), Conv2DPointwise(), Conv2D1xN()]
+class Conv2DRing(_ConvBase):
+    """Stride-1 convolutions that keep the image size, in place: output row oy is written
+    over input rows <= oy, and the kernel-height input rows that later outputs still
+    read live in a ring of zero-point padded rows in scratch (a line buffer); patches
+    are gathered from the ring as im2col gathers them from the input."""
+
+    name = "conv2d_ring"
+    modes = ("ring",)
+
+    def applies(self, spec: KernelSpec, target: Target) -> bool:
+        d = spec.dims
+        return (
+            spec.op == "CONV_2D"
+            and d.get("groups", 1) == 1
+            and d["k_h"] > 1
+            and (d["stride_h"], d["stride_w"], d["dil_h"], d["dil_w"]) == (1, 1, 1, 1)
+            and (d["in_h"], d["in_w"]) == (d["out_h"], d["out_w"])
+            and d["pad_top"] <= d["k_h"] - 1
+        )
+
+    def ring_row(self, spec: KernelSpec) -> int:
+        d = spec.dims
+        return (d["pad_left"] + d["in_w"] + self.pad_right(spec)) * d["in_c"]
+
+    def in_place(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        return 1
+
+    def ring_bytes(self, spec: KernelSpec) -> int:
+        """The ring's rows, rounded to a word: the patch buffer follows."""
+        return -(-spec.dims["k_h"] * self.ring_row(spec) // 4) * 4
+
+    def scratch_bytes(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        return self.ring_bytes(spec) + params["block_px"] * self.patch_len(spec)
+
+    def context(self, spec: KernelSpec, target: Target, params: Point) -> dict[str, Any]:
+        ctx = super().context(spec, target, params)
+        return {**ctx, "ring_row": self.ring_row(spec), "ring_bytes": self.ring_bytes(spec)}
+
+
+TEMPLATES = [Conv2DGeneral(), Conv2DPointwise(), Conv2D1xN(), Conv2DRing()]

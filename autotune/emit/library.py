@@ -175,7 +175,7 @@ def layer_code(
                 outputs=outputs,
                 state=state,
                 scratch_bytes=rendered.scratch_bytes,
-                inplace=[(inputs[0], outputs[0])] if rendered.in_place else [],
+                inplace=[(i, outputs[0]) for i in inputs] if rendered.in_place else [],
                 inplace_step=max(1, rendered.in_place),
                 description=f"{template.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()),
                 headers=template.headers(),

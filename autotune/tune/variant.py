@@ -97,13 +97,14 @@ def harness_main(spec: KernelSpec, rendered: Rendered) -> str:
     params = []
     shift = inplace_input(spec, rendered)
     for i, size in enumerate(spec.input_sizes):
-        if shift is None:
+        inside = shift is not None and i == 0  # an in-place variant's first input: in at_out
+        if not inside:
             lines.append(f"AUTOTUNE_BUFFER(int8_t, at_in{i}, {size});")
-        args.append(f"at_in{i}" if shift is None else f"at_out + {shift}")
+        args.append(f"at_out + {shift}" if inside else f"at_in{i}")
         params.append("const int8_t *")
-    out_size = (
-        spec.output_size if shift is None else max(spec.output_size, shift + sum(spec.input_sizes))
-    )
+    out_size = spec.output_size
+    if shift is not None:
+        out_size = max(out_size, shift + spec.input_sizes[0])
     lines.append(f"AUTOTUNE_BUFFER(int8_t, at_out, {out_size});")
     lines.append(f"AUTOTUNE_BUFFER(uint8_t, at_scratch, {max(4, rendered.scratch_bytes)});")
     state_args, state_params = [], []
@@ -129,9 +130,9 @@ def harness_main(spec: KernelSpec, rendered: Rendered) -> str:
 
 
 def inplace_input(spec: KernelSpec, rendered: Rendered) -> int | None:
-    """Where an in-place variant's input sits in its output buffer (it is measured and
-    checked over it, as the library's plan places it), or None."""
-    if not rendered.in_place or len(spec.input_sizes) != 1:
+    """Where an in-place variant's (first) input sits in its output buffer (it is measured
+    and checked over it, as the library's plan places it), or None."""
+    if not rendered.in_place:
         return None
     return inplace_shift(spec.input_sizes[0], spec.output_size)
 
@@ -142,9 +143,11 @@ def harness_feed(
     """The input buffers' contents by symbol (an in-place variant's input inside at_out)."""
     data = [np.ascontiguousarray(x).tobytes() for x in inputs]
     shift = inplace_input(spec, rendered)
-    if shift is None:
-        return {f"at_in{i}": b for i, b in enumerate(data)}
-    return {"at_out": bytes(shift) + data[0]}
+    feed = {f"at_in{i}": b for i, b in enumerate(data)}
+    if shift is not None:
+        del feed["at_in0"]
+        feed["at_out"] = bytes(shift) + data[0]
+    return feed
 
 
 class Evaluator:

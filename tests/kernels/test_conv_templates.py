@@ -94,7 +94,9 @@ def test_applicability() -> None:
         names[shape] = {t.name for t in TEMPLATES if t.applies(spec, HOST)}
     assert names[SHAPES[1]] == {"conv2d_general", "conv2d_pointwise"}
     assert names[SHAPES[3]] == {"conv2d_general", "conv2d_1xn"}
-    assert names[SHAPES[0]] == {"conv2d_general"}
+    # Stride 1 keeping the image size: the in-place line-buffer (ring) variant too.
+    assert names[SHAPES[0]] == {"conv2d_general", "conv2d_ring"}
+    assert names[SHAPES[5]] == {"conv2d_general"}
 
 
 def test_weight_layouts() -> None:

@@ -29,6 +29,7 @@ from tests.kernels.test_conv_templates import conv_model
 from tests.kernels.test_depthwise_templates import depthwise_model
 
 POINTWISE = next(t for t in CONV_TEMPLATES if t.name == "conv2d_pointwise")
+RING = next(t for t in CONV_TEMPLATES if t.name == "conv2d_ring")
 DEPTHWISE = DW_TEMPLATES[0]
 
 # (ih, iw, ic, oc, kh, kw, stride, padding, dilation, activation, per_channel)
@@ -36,6 +37,11 @@ POINTWISE_CASES = {
     "shrink-odd-width": (3, 5, 12, 8, 1, 1, 1, "VALID", 1, "NONE", True),
     "expand": (4, 3, 8, 20, 1, 1, 1, "VALID", 1, "RELU6", True),
     "same-width-k-not-4": (2, 7, 6, 6, 1, 1, 1, "VALID", 1, "RELU", False),
+}
+RING_CASES = {
+    "3x3-same": (6, 5, 8, 8, 3, 3, 1, "SAME", 1, "RELU", True),
+    "3x3-expand": (5, 4, 4, 12, 3, 3, 1, "SAME", 1, "NONE", True),
+    "5x3-shrink-per-tensor": (7, 6, 12, 4, 5, 3, 1, "SAME", 1, "RELU6", False),
 }
 DEPTHWISE_CASES = {
     "3x3-same": dict(in_shape=(1, 7, 9, 8), kernel=(3, 3)),
@@ -49,7 +55,8 @@ DEPTHWISE_CASES = {
 
 
 def pointwise_case(name: str) -> tuple[object, KernelSpec]:
-    graph = parse_model(conv_model(POINTWISE_CASES[name], seed=len(name)))
+    shape = POINTWISE_CASES.get(name) or RING_CASES[name]
+    graph = parse_model(conv_model(shape, seed=len(name)))
     spec = build_spec(graph, graph.layers[0])
     assert spec is not None
     return graph, spec
@@ -68,9 +75,10 @@ def choices(template: KernelTemplate, spec: KernelSpec) -> dict[str, tuple]:
 
 def in_place_points(template: KernelTemplate, spec: KernelSpec) -> list[dict]:
     points = [p for p in template.space(spec, HOST).points() if template.in_place(spec, HOST, p)]
-    # One optimisation level is enough on the host (the C is the same); every 3rd point
-    # of the rest still covers each blocking, unroll and requantization.
-    return [p for p in points if p["opt"] == "-O2"][::3]
+    # One optimisation level is enough on the host (the C is the same); 24 points spread
+    # over the rest still cover each blocking, unroll and requantization.
+    points = [p for p in points if p["opt"] == "-O2"]
+    return points[:: max(1, len(points) // 24)]
 
 
 def run_in_place(
@@ -107,6 +115,13 @@ def assert_in_place_bit_exact(template: KernelTemplate, graph, spec, work: Path)
 def test_pointwise_in_place_is_bit_exact(case: str, tmp_path: Path) -> None:
     graph, spec = pointwise_case(case)
     assert assert_in_place_bit_exact(POINTWISE, graph, spec, tmp_path) >= 4
+
+
+@pytest.mark.parametrize("case", sorted(RING_CASES))
+def test_ring_in_place_is_bit_exact(case: str, tmp_path: Path) -> None:
+    graph, spec = pointwise_case(case)
+    assert RING.applies(spec, HOST)
+    assert assert_in_place_bit_exact(RING, graph, spec, tmp_path) >= 4
 
 
 @pytest.mark.parametrize("case", sorted(DEPTHWISE_CASES))
@@ -157,6 +172,13 @@ def test_dsp_in_place_variants_are_checked_over_their_input_in_the_emulator(
     }
     for point in (widened, {**widened, "asm": False, "widen": False, "block_oc": 4}):
         m = evaluator.evaluate(POINTWISE, point)
+        assert m.ok, (point, m.status, m.reason)
+    graph, spec = pointwise_case("3x3-expand")
+    evaluator = Evaluator(
+        spec, target, CheckSet.for_layer(graph, 0, seed=4), tmp_path / "ring", runner
+    )
+    for point in RING.suggestions(spec, target)[:2]:
+        m = evaluator.evaluate(RING, point)
         assert m.ok, (point, m.status, m.reason)
     graph, spec = depthwise_case("3x3-stride2-same-batch2")
     evaluator = Evaluator(
