@@ -210,6 +210,11 @@ def test_gate_multiplier_uses_the_double_product_of_scales() -> None:
         (LstmCase(extra={21: np.ones(4, np.int16)}), "layer normalization"),
         (LstmCase(activation="RELU"), "cell activation RELU"),
         (LstmCase(per_channel=True), "per-tensor scale"),
+        # Fuzzer mutant 2814 (seed 2028): lstm_weather's cell scale became 1e-30 (2^-100),
+        # and the tanh input shift of 88 overflowed (OverflowError, exit 70).
+        (LstmCase(cell_power=-100), r"cell state scale .*\(2\^-100\)"),
+        (LstmCase(cell_power=-44), r"cell state scale .*\(2\^-44\)"),
+        (LstmCase(cell_power=2), r"cell state scale 4 \(2\^2\)"),
     ],
 )
 def test_unsupported_variants_are_rejected(case: LstmCase, reason: str) -> None:

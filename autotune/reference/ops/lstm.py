@@ -130,6 +130,11 @@ def check_lstm(ctx: OpContext) -> str | None:
             return f"'{t.name}' must have one per-tensor scale"
     if cell.zero_point != 0:
         return f"cell state zero point must be 0, got {cell.zero_point}"
+    power, _ = checked_log2(cell.scale)
+    if not -31 <= 15 + power - 3 <= 13:
+        # The tanh of the cell shifts its int16 input by 12 + power in int32 (TFLM and the
+        # C alike): beyond these bounds the shift or the product leaves 32 bits.
+        return f"cell state scale {cell.scale:g} (2^{power}); supported: 2^-43 to 2^1"
     if len(x.shape) != 3 or len(y.shape) != 3:
         return f"input and output must be 3-D, got {list(x.shape)} and {list(y.shape)}"
     act = ctx.options.get("fused_activation_function", "TANH")
