@@ -147,9 +147,17 @@ def _template(name: str) -> KernelTemplate:
 
 
 def layer_code(
-    graph: Graph, layer: Layer, target: Target, choice: Choice | None, name: str = DEFAULT_NAME
+    graph: Graph,
+    layer: Layer,
+    target: Target,
+    choice: Choice | None,
+    name: str = DEFAULT_NAME,
+    render: bool = True,
 ) -> LayerCode:
-    """The C for one layer: its tuned variant, else a template's baseline, else the op emitter."""
+    """The C for one layer: its tuned variant, else a template's baseline, else the op emitter.
+
+    render=False: a template's layer without its source (what the memory planner reads:
+    tensors, scratch, in-place step), for estimates that need no C."""
     fn = layer_function(layer, name)
     spec = build_spec(graph, layer)
     if spec is not None:
@@ -166,17 +174,27 @@ def layer_code(
             )
             params = template.space(spec, target).baseline() if template else {}
         if template is not None:
-            rendered = template.render(spec, target, params, fn)
+            if render:
+                rendered = template.render(spec, target, params, fn)
+                source, scratch, in_place = (
+                    rendered.source,
+                    rendered.scratch_bytes,
+                    rendered.in_place,
+                )
+            else:
+                source = ""
+                scratch = template.scratch_bytes(spec, target, params)
+                in_place = template.in_place(spec, target, params)
             inputs, outputs, state = layer_io(graph, layer)
             return LayerCode(
                 function=fn,
-                source=rendered.source,
+                source=source,
                 inputs=inputs,
                 outputs=outputs,
                 state=state,
-                scratch_bytes=rendered.scratch_bytes,
-                inplace=[(i, outputs[0]) for i in inputs] if rendered.in_place else [],
-                inplace_step=max(1, rendered.in_place),
+                scratch_bytes=scratch,
+                inplace=[(i, outputs[0]) for i in inputs] if in_place else [],
+                inplace_step=max(1, in_place),
                 description=f"{template.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()),
                 headers=template.headers(),
                 opt=str(params.get("opt", toolchain.DEFAULT_OPT)),

@@ -135,7 +135,10 @@ def _small_arena(graph: Graph, target: Target) -> int:
     """The arena of the library of least RAM the planner reaches without a search
     (in-place variants where the data flow allows, the least scratch elsewhere)."""
     choices = small_choices(graph, target)
-    codes = [layer_code(graph, layer, target, choices.get(layer.index)) for layer in graph.layers]
+    codes = [
+        layer_code(graph, layer, target, choices.get(layer.index), render=False)
+        for layer in graph.layers
+    ]
     return plan_memory(graph, codes).arena_bytes
 
 
@@ -151,7 +154,10 @@ def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[st
         for layer in graph.layers
     ]
     choices = baseline_choices(graph, target)
-    codes = [layer_code(graph, layer, target, choices.get(layer.index)) for layer in graph.layers]
+    codes = [
+        layer_code(graph, layer, target, choices.get(layer.index), render=False)
+        for layer in graph.layers
+    ]
     plan = plan_memory(graph, codes)
     state = {t for code in codes for t in code.state}
     clock = float(target.default_clock_mhz)
