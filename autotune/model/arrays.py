@@ -14,8 +14,8 @@ import numpy as np
 from autotune.model.graph import Graph, Tensor
 
 # The element types a model input or output may have: the same list in the reference,
-# the emitted library's C interface and docs/cli.md.
-IO_DTYPES = ("int8", "uint8", "int16", "float32")
+# the emitted library's C interface and docs/cli.md (tests/emit/test_dtype_agreement.py).
+IO_DTYPES = ("int8", "uint8", "int16", "int32", "float32")
 FLOAT_FALLBACK = 8.0  # the span of a float input no QUANTIZE reads
 
 
