@@ -6,10 +6,13 @@ Both run a sequence of invocations; with reset_each the state is reset before ea
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,16 @@ class TargetRun:
     build: toolchain.BuildResult
     functions: dict[str, tuple[int, int]]  # per function: (instructions, cycles), when profiled
     inclusive: dict[str, tuple[int, int]] = field(default_factory=dict)  # with callees
+
+
+# This process's build directories: nothing reads them once it exits.
+_scratch: list[Path] = []
+
+
+@atexit.register
+def _remove_builds() -> None:
+    for path in _scratch:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def build_cache() -> Path:
@@ -93,9 +106,13 @@ def build_for_target(
     """Compile library + a harness making `calls` invocations into one ELF for the target.
 
     Each library source gets exactly its compile_flags() (what the build files carry);
-    the build goes to the build cache, keyed by the sources."""
-    build_dir = build_cache() / f"{library.name}-{_library_digest(library)}" / target.name
-    build_dir.mkdir(parents=True, exist_ok=True)
+    the build goes to a directory of its own in the build cache, named after the sources:
+    the ELF returned stays what was built, whatever is built next (another harness of
+    the same library, another autotune process on the same model)."""
+    parent = build_cache() / f"{library.name}-{_library_digest(library)}"
+    parent.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=parent))
+    _scratch.append(build_dir)
     main = build_dir / "harness_main.c"
     main.write_text(harness_source(library, graph, calls, reset_each))
     return toolchain.build_elf(
@@ -161,6 +178,8 @@ def run_on_host(library: Library, graph: Graph, calls: Calls, reset_each: bool =
     # build after its sources so that a changed library is really loaded.
     so = build_cache() / "host" / f"{library.name}-{_library_digest(library)}.so"
     so.parent.mkdir(parents=True, exist_ok=True)
+    # Built aside and renamed: another process may be loading this very path.
+    part = so.with_name(f"{so.name}.{os.getpid()}.tmp")
     cmd = [
         "gcc",
         "-O2",
@@ -174,9 +193,10 @@ def run_on_host(library: Library, graph: Graph, calls: Calls, reset_each: bool =
         str(library.directory),
         *map(str, library.sources),
         "-o",
-        str(so),
+        str(part),
     ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
+    os.replace(part, so)
     lib = ctypes.CDLL(str(so))
     getattr(lib, library.reset_function)()  # the same sources may have been loaded (and run) before
     results: Calls = []
