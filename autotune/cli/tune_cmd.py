@@ -23,10 +23,12 @@ from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, 
 from autotune.emit.latency import cached_latency
 from autotune.emit.library import Choice, baseline_choices, c_name, default_name
 from autotune.emit.linux import build_linux, linux_abis
-from autotune.errors import describe_unsupported
+from autotune.errors import AutotuneError, describe_unsupported
 from autotune.platform import plugins
 from autotune.platform.gdb_runner import REMOTE_ENV
+from autotune.platform.toolchain import CompileError
 from autotune.reference.executor import unsupported_layers
+from autotune.tune.fit import library_too_large
 from autotune.tune.front import OBJECTIVES, Budget, parse_bytes
 from autotune.tune.model_choice import part_budget
 from autotune.tune.pipeline import Events, TuneOptions, tune_model
@@ -356,10 +358,14 @@ def command(
                     isolated=isolated,
                     name=library_name,
                 )
-            except DeploymentMismatch as exc:
-                # Never leave a library that failed its whole-model check where it looks shipped.
+            except AutotuneError as exc:
+                # Never leave a library that failed its build or its whole-model check
+                # where it looks shipped.
                 shutil.rmtree(out_dir / "model", ignore_errors=True)
-                write_outputs(run, out_dir, None, failed_deployment(out_dir, str(exc)))
+                failure = "not bit-exact" if isinstance(exc, DeploymentMismatch) else "not built"
+                write_outputs(run, out_dir, None, failed_deployment(out_dir, str(exc), failure))
+                if isinstance(exc, CompileError) and exc.overflows():
+                    raise library_too_large(model, run.target, exc.overflows()) from None
                 raise
         # The headline speedup is library against library, both run whole; the
         # baseline library is a means, not an output: it is built outside --out.

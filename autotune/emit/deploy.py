@@ -92,12 +92,14 @@ def with_baseline(tuned: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def failed_deployment(out_dir: Path, error: str) -> dict[str, Any]:
-    """What the report says of a library that failed its whole-model check (it is removed)."""
+def failed_deployment(out_dir: Path, error: str, failure: str = "not bit-exact") -> dict[str, Any]:
+    """What the report says of a library that failed its build ("not built") or its
+    whole-model check ("not bit-exact"); it is removed."""
     return {
         "directory": str(Path(out_dir) / "model"),
         "bit_exact": False,
         "verified_calls": 0,
+        "failure": failure,
         "error": error,
     }
 

@@ -74,6 +74,13 @@ class CompileError(ToolchainError):
         self.output = output
         super().__init__(f"{stage} failed for {source}: {first_error}")
 
+    def overflows(self) -> dict[str, int]:
+        """Memory region -> bytes the link needed beyond it (GNU ld's own count)."""
+        return {
+            m.group(1): int(m.group(2))
+            for m in re.finditer(r"region [`'](\S+?)' overflowed by (\d+) bytes", self.output)
+        }
+
 
 @dataclass(frozen=True)
 class CompilerIdentity:

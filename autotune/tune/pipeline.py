@@ -20,13 +20,14 @@ from typing import Any
 from autotune.db import ResultsDB, Trial
 from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
-from autotune.model.stats import layer_macs
+from autotune.model.stats import layer_macs, layer_params
 from autotune.model.tflite_import import load_model
 from autotune.opdef import SPEC_BUILDERS
 from autotune.platform import plugins, toolchain
 from autotune.platform.parts import apply_part
 from autotune.platform.target import Target
 from autotune.reference.executor import unsupported_reason
+from autotune.tune.fit import check_fits, flash_room
 from autotune.tune.front import Budget, InfeasibleBudget
 from autotune.tune.model_choice import (
     LayerInput,
@@ -212,6 +213,7 @@ def tune_model(
     events = events or Events()
     graph = load_model(model_path)
     target = resolve_target(options)
+    check_fits(graph, target, str(model_path))  # before any work
     ctx = study_context(target)
     run = ModelRun(graph, target, ctx, plugins.metric_label(target))
     run.layers, specs, checks = prepare_layers(graph, options.seed)
@@ -394,7 +396,15 @@ def _choose_all(
     layout: Layout | None = None
     measure: Measure | None = None
     budget = options.budget
-    if budget.flash is not None or budget.ram is not None:
+    choice: ModelChoice | None = None
+    if budget.flash is None and budget.ram is None and budget.objective == "cycles":
+        # No budget: still a library that links. When the fastest mix comes near the
+        # target's flash, choose again under the flash the memory map leaves the library.
+        choice = choose_model(inputs, target, budget, verify)
+        room = flash_room(target)
+        if choice.estimated_flash + _untuned_parameters(graph, choice) > room // 2:
+            choice, budget = None, dataclasses.replace(budget, flash=room)
+    if choice is None and (budget.flash is not None or budget.ram is not None):
         from autotune.emit.footprint import baseline_layout, build_footprint
         from autotune.emit.library import Choice, baseline_choices
 
@@ -409,8 +419,8 @@ def _choose_all(
             return build_footprint(graph, target, choices)
 
         measure = measure_picks
-
-    choice = choose_model(inputs, target, budget, verify, layout, measure)
+    if choice is None:
+        choice = choose_model(inputs, target, budget, verify, layout, measure)
     for layer in inputs:
         result = by_index[layer.index]
         result.verified_now = layer.index in checked
@@ -435,3 +445,10 @@ def _choose_all(
                 f"{target.name} cannot be executed here: ranked by code size, not verified"
             )
     return choice
+
+
+def _untuned_parameters(graph: Graph, choice: ModelChoice) -> int:
+    """Parameter bytes of the layers without a pick: they ship too, outside the estimate."""
+    return sum(
+        layer_params(graph, layer) for layer in graph.layers if layer.index not in choice.picks
+    )

@@ -363,8 +363,12 @@ def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list
     if d.get("error"):
         return [
             *lines,
-            f"**FAILED**: the whole-model check found the library not bit-exact ({d['error']}); "
-            "it was removed and must not be used.",
+            (
+                f"**FAILED**: the library could not be built ({d['error']}); it was removed."
+                if d.get("failure") == "not built"
+                else f"**FAILED**: the whole-model check found the library not bit-exact "
+                f"({d['error']}); it was removed and must not be used."
+            ),
         ]
     flash, ram = d["flash"], d["ram"]
     if not d["verified_calls"]:
