@@ -214,6 +214,7 @@ class _ConvBase(KernelTemplate):
         space = self.space(spec, target)
         simd = "dsp" if target.has("dsp") else "none"
         points = []
+        neon = []  # first: on a NEON core they beat every scalar point
         if target.has("neon"):
             fused = "ref" if isinstance(self.fast(spec), str) else "fast"
             blocks = ((2, 4, 1), (4, 2, 1), (2, 2, 2), (4, 4, 1), (1, 4, 2))
@@ -229,7 +230,7 @@ class _ConvBase(KernelTemplate):
                     "requant": fused,
                 }
                 if space.check(point) is None:
-                    points.append(point)
+                    neon.append(point)
         for block_px, block_oc in ((2, 4), (2, 2), (1, 4)):
             for unroll in (1, 2):
                 point = {
@@ -243,7 +244,7 @@ class _ConvBase(KernelTemplate):
                 }
                 if space.check(point) is None:
                     points.append(point)
-        points = points[:3]
+        points = neon + points[:3]
         if target.has("dsp"):
             # Compact ends of the front: int8 weights widened in the loop (half the flash),
             # and for 1x1, inputs widened once per pixel pair with 2x2 blocks (what fits
