@@ -116,3 +116,34 @@ def test_without_a_budget_the_library_is_chosen_within_the_targets_flash(
     shipped = deploy(run.graph, small, tmp_path / "out", picks)
     assert shipped.verified_calls > 0  # linked into the small flash and bit-exact
     assert shipped.flash["total"] <= room
+
+
+def test_a_library_the_linker_cannot_place_is_one_line_with_the_overflow(tmp_path: Path) -> None:
+    """GNU ld's own count of the bytes over the region becomes the error's figure, with
+    the option that chooses within the memory."""
+    import dataclasses
+
+    from autotune.platform import toolchain
+    from autotune.platform.target import MemoryRegion
+    from autotune.tune.fit import library_too_large
+
+    m4 = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(m4):
+        pytest.skip("no toolchain for cortex-m4")
+    small = dataclasses.replace(m4, memory=(MemoryRegion("flash", 0, 32 * 1024), m4.memory[1]))
+    src = tmp_path / "big.c"
+    src.write_text(
+        "#include <stdint.h>\n"
+        "const int8_t weights[40000] = {1};\n"
+        "volatile int8_t sink;\n"
+        "void autotune_main(void);\n"
+        "void autotune_main(void) { sink = weights[sink]; }\n"
+    )
+    with pytest.raises(toolchain.CompileError) as err:
+        toolchain.build_elf(small, [src], tmp_path / "build")
+    over = err.value.overflows()
+    assert set(over) == {"flash"} and over["flash"] > 40000 - 32 * 1024
+    line = str(library_too_large("m.tflite", small, over))
+    assert line.startswith("m.tflite: the library does not fit cortex-m4: ")
+    assert f"its flash region (32,768 B) overflowed by {over['flash']:,} B" in line
+    assert "--flash-budget" in line
