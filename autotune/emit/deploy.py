@@ -19,7 +19,7 @@ from autotune.emit.buildfiles import write_build_files
 from autotune.emit.library import Choice, Library, compile_flags, emit_library, layer_function
 from autotune.emit.verify import TargetRun, build_for_target, run_on_target
 from autotune.errors import AutotuneError
-from autotune.model.arrays import extreme_inputs, random_inputs
+from autotune.model.arrays import check_calls, extreme_inputs
 from autotune.model.graph import Graph
 from autotune.platform import plugins, toolchain
 from autotune.platform.elf import read_elf, read_stack_usage
@@ -102,11 +102,6 @@ def failed_deployment(out_dir: Path, error: str, failure: str = "not bit-exact")
         "failure": failure,
         "error": error,
     }
-
-
-def _calls(graph: Graph, seed: int, n: int) -> list[list[np.ndarray]]:
-    rng = np.random.default_rng(seed + 1000)
-    return [random_inputs(graph, rng) for _ in range(n)]
 
 
 def _expected(
@@ -242,18 +237,18 @@ def _verify_and_measure(
         return _measured(graph, target, library, build, None, 0, 0, clock_mhz)
 
     # The measured run: one invocation, profiled per layer function.
-    first = _calls(graph, seed, 1)
+    first = check_calls(graph, seed, 1)
     run = run_on_target(library, graph, target, first, reset_each=True)
     _compare(run.outputs, _expected(graph, first, True), f"{target.name} whole model")
 
     # More fresh invocations: the other random inputs and the extremes.
     extremes = [extreme_inputs(graph, end) for end in ("min", "max")]
-    calls = [*_calls(graph, seed + 1, max(0, checks - 1)), *extremes]
+    calls = [*check_calls(graph, seed + 1, max(0, checks - 1)), *extremes]
     more = run_on_target(library, graph, target, calls, reset_each=True)
     _compare(more.outputs, _expected(graph, calls, True), f"{target.name} whole model")
     stateful = 0
     if library.state_bytes:
-        seq = _calls(graph, seed + 3, 5)
+        seq = check_calls(graph, seed + 3, 5)
         carried = run_on_target(library, graph, target, seq, reset_each=False)
         _compare(carried.outputs, _expected(graph, seq, False), f"{target.name} stateful calls")
         stateful = len(seq)

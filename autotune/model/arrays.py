@@ -53,6 +53,13 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
+def check_calls(graph: Graph, seed: int, n: int) -> list[list[np.ndarray]]:
+    """The whole model's seeded check inputs. Call 0 is the measured one: the library's
+    headline run, and (through the reference) the input each layer is tuned on."""
+    rng = np.random.default_rng(seed + 1000)
+    return [random_inputs(graph, rng) for _ in range(n)]
+
+
 def extreme_inputs(graph: Graph, end: str) -> list[np.ndarray]:
     """Every input element at its lowest ("min") or highest ("max") value."""
     pick = 0 if end == "min" else 1

@@ -6,6 +6,23 @@ from autotune.model.graph import Graph
 from autotune.model.tflite_writer import ModelBuilder
 
 
+def external_inputs(graph: Graph, first: int, last: int | None = None) -> list[int]:
+    """The tensors layers first..last read but do not produce and are not constants or
+    state: the inputs of their ``layers_model``, in that order."""
+    last = first if last is None else last
+    produced: set[int] = set()
+    inputs: list[int] = []
+    for layer in graph.layers[first : last + 1]:
+        for i in layer.inputs:
+            t = graph.tensor(i)
+            external = t is not None and t.data is None and not t.variable
+            if external and i not in produced and i not in inputs:
+                inputs.append(i)
+        for i in layer.outputs:
+            produced.add(i)
+    return inputs
+
+
 def layers_model(graph: Graph, first: int, last: int | None = None) -> bytes:
     """Layers first..last (inclusive) as a model whose inputs are the tensors they read
     but do not produce and are not constants, and whose outputs are the last layer's."""
@@ -29,16 +46,7 @@ def layers_model(graph: Graph, first: int, last: int | None = None) -> bytes:
                 mapping[index] = b.tensor(t.name, t.shape, t.dtype, scale, zp, axis, t.variable)
         return mapping[index]
 
-    produced: set[int] = set()
-    inputs: list[int] = []
-    for layer in chosen:
-        for i in layer.inputs:
-            t = graph.tensor(i)
-            external = t is not None and t.data is None and not t.variable
-            if external and i not in produced and i not in inputs:
-                inputs.append(i)
-        for i in layer.outputs:
-            produced.add(i)
+    inputs = external_inputs(graph, first, last)
     for layer in chosen:
         b.op(
             layer.op,

@@ -8,6 +8,7 @@ reported, and its C source is written to the output folder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -46,7 +47,7 @@ from autotune.tune.search import (
 )
 from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import KernelTemplate
-from autotune.tune.variant import CheckSet, Evaluator
+from autotune.tune.variant import CheckSet, Evaluator, model_activations
 
 
 @dataclass
@@ -183,10 +184,17 @@ def _search_worker(
 def prepare_layers(
     graph: Graph,
     seed: int,
-    checks_for: Callable[[Graph, int, int], CheckSet] = CheckSet.for_layer,
+    checks_for: Callable[[Graph, int, int], CheckSet] | None = None,
 ) -> tuple[list[LayerResult], dict[str, KernelSpec], dict[str, CheckSet]]:
     """Everything before the search: each layer classified, each distinct workload's spec
-    and check inputs (run through the reference, by `checks_for`). Nothing is compiled."""
+    and check inputs (run through the reference, by `checks_for`; by default
+    `CheckSet.for_layer`, measured on the layer's input in the model). Nothing is compiled."""
+    if checks_for is None:
+        activations = functools.cache(lambda: model_activations(graph, seed))
+
+        def checks_for(g: Graph, index: int, s: int) -> CheckSet:
+            return CheckSet.for_layer(g, index, s, activations())
+
     layers: list[LayerResult] = []
     specs: dict[str, KernelSpec] = {}
     checks: dict[str, CheckSet] = {}
@@ -368,6 +376,8 @@ def _choose_all(
     executes = plugins.get_runner(target.runner).capabilities.executes
     evaluators: dict[int, Evaluator] = {}
     checked: set[int] = set()
+    # The whole model through the reference once, only if some pick needs verifying.
+    activations = functools.cache(lambda: model_activations(graph, options.seed))
 
     def verify(layer: LayerInput, trial: Trial) -> str | None:
         if not executes:
@@ -376,7 +386,7 @@ def _choose_all(
         if db.is_verified(trial, values):
             return None
         if layer.index not in evaluators:
-            checks = CheckSet.for_layer(graph, layer.index, options.seed)
+            checks = CheckSet.for_layer(graph, layer.index, options.seed, activations())
             evaluators[layer.index] = Evaluator(
                 layer.spec,
                 target,

@@ -455,10 +455,11 @@ def deployment_markdown(d: dict[str, Any], layers: list[dict[str, Any]]) -> list
             "Layers whose time in the library differs from their tuning measurement by more "
             "than 1%: "
             + "; ".join(f"{e['index']} ({e['op']}) {e['difference']:+.2%}" for e in differ)
-            + ". A tuning measurement used a random input and, for layers sharing a "
-            "workload, the first such layer's weights; where a kernel's time depends on its "
-            "data (rounding, clamping or requantization branches), the model's own "
-            "activations and this layer's weights take other paths."
+            + ". A workload is measured on the first of its layers: that layer's weights and "
+            "its input in the model's measured run; where a kernel's time depends on its "
+            "data (rounding, clamping or requantization branches), another layer sharing "
+            "the workload takes other paths, and with caches so does a kernel at another "
+            "address."
         )
     elif any(e.get("isolated_cycles") for e in d["layers"]):
         lines += ["", "Every tuned layer runs within 1% of its tuning measurement."]

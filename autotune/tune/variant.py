@@ -15,7 +15,8 @@ import numpy as np
 
 from autotune.emit.planner import inplace_shift
 from autotune.errors import AutotuneError
-from autotune.model.extract import layers_model
+from autotune.model.arrays import check_calls
+from autotune.model.extract import external_inputs, layers_model
 from autotune.model.graph import Graph
 from autotune.model.tflite_import import parse_model
 from autotune.platform import toolchain
@@ -23,7 +24,7 @@ from autotune.platform.elf import read_elf, read_stack_usage
 from autotune.platform.harness import harness_dir
 from autotune.platform.runner import Runner
 from autotune.platform.target import Target
-from autotune.reference.executor import Interpreter
+from autotune.reference.executor import Interpreter, unsupported_layers
 from autotune.tune.space import Point
 from autotune.tune.spec import KernelSpec
 from autotune.tune.template import KernelTemplate, Rendered
@@ -32,17 +33,58 @@ FUNCTION = "at_layer"
 INSTRUCTION_BUDGET = 200_000_000
 
 
+def model_activations(graph: Graph, seed: int = 0) -> dict[int, np.ndarray] | None:
+    """Every tensor's value when the reference runs the whole model on its measured check
+    input (the input of the library's headline run); None where the reference cannot run
+    the whole model."""
+    if unsupported_layers(graph):
+        return None
+    try:
+        values = Interpreter(graph).invoke(check_calls(graph, seed, 1)[0], keep=True)
+    except AutotuneError:
+        return None
+    assert isinstance(values, dict)
+    return values
+
+
 @dataclass
 class CheckSet:
-    """The inputs every variant of a layer must get right, and the reference's answers."""
+    """The inputs every variant of a layer must get right, and the reference's answers.
+
+    The first input is the one the variant is measured on."""
 
     inputs: list[list[np.ndarray]]
     expected: list[np.ndarray]
 
     @classmethod
-    def for_layer(cls, graph: Graph, layer_index: int, seed: int = 0) -> CheckSet:
-        """Seeded random inputs, then all -128, then all 127, through the reference."""
-        return cls.for_model(layers_model(graph, layer_index), seed)
+    def for_layer(
+        cls,
+        graph: Graph,
+        layer_index: int,
+        seed: int = 0,
+        activations: dict[int, np.ndarray] | None = None,
+    ) -> CheckSet:
+        """The layer's input in the whole model first (measured: a kernel whose time depends
+        on its data is timed on what it sees in the library), then `for_model`'s seeded
+        random, all -128 and all 127 inputs, through the reference.
+
+        ``activations`` is ``model_activations(graph, seed)`` when the caller has it."""
+        blob = layers_model(graph, layer_index)
+        checks = cls.for_model(blob, seed)
+        if activations is None:
+            activations = model_activations(graph, seed)
+        if activations is None:
+            return checks
+        reads = external_inputs(graph, layer_index)
+        seen = [
+            activations[i].astype(x.dtype) for i, x in zip(reads, checks.inputs[0], strict=True)
+        ]
+        model = parse_model(blob)
+        out = Interpreter(model).invoke(seen)
+        assert isinstance(out, list)
+        # A layer reading only the model's inputs: its whole-model input is random already.
+        drop = 1 if set(reads) <= set(graph.inputs) else 0
+        return cls([seen, *checks.inputs[drop:]], [out[0], *checks.expected[drop:]])
 
     @classmethod
     def for_model(cls, layer_model: bytes, seed: int = 0) -> CheckSet:
