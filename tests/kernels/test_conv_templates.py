@@ -182,3 +182,40 @@ def test_widened_assembly_pointwise_is_bit_exact_on_cortex_m4(tmp_path: Path) ->
             assert m.status == "ok", (shape, point, m.reason)
             seen.add((point["asm"], point["requant"]))
     assert (True, "fast") in seen
+
+
+def test_kws_pointwise_layers_take_at_most_1_3_instructions_per_mac(tmp_path: Path) -> None:
+    """Issue 13's floor for KWS's four 1x1 layers on cortex-m4, in exact emulator
+    instruction counts: the fastest suggested compact point (int8 weights, inputs widened
+    once per pixel pair, the 2x2 assembly loop, pixel pairs running across row ends)."""
+    from autotune.model.stats import layer_macs
+    from autotune.model.tflite_import import load_model
+    from autotune.platform import plugins, toolchain
+    from autotune.tune.variant import CheckSet, Evaluator, model_activations
+    from tests.conftest import shared_model
+
+    graph = load_model(shared_model("kws_ref_model.tflite"))
+    target = plugins.get_target("cortex-m4")
+    if not toolchain.toolchain_available(target):
+        pytest.skip("no toolchain for cortex-m4")
+    runner = plugins.get_runner(target.runner)
+    pointwise = next(t for t in TEMPLATES if t.name == "conv2d_pointwise")
+    activations = model_activations(graph)
+    ratios = {}
+    for layer in graph.layers:
+        spec = build_spec(graph, layer) if layer.op == "CONV_2D" else None
+        if spec is None or not pointwise.applies(spec, target):
+            continue
+        point = next(
+            p
+            for p in pointwise.suggestions(spec, target)
+            if p["asm"] and p["unroll"] == 8 and p["requant"] == "fast"
+        )
+        checks = CheckSet.for_layer(graph, layer.index, 0, activations)
+        evaluator = Evaluator(spec, target, checks, tmp_path / f"l{layer.index}", runner)
+        m = evaluator.evaluate(pointwise, point)
+        assert m.ok and m.instructions, m.reason
+        ratios[layer.index] = m.instructions / layer_macs(graph, layer)
+    print("instructions (exact) per MAC, KWS 1x1 layers on cortex-m4:", ratios)
+    assert len(ratios) == 4
+    assert max(ratios.values()) <= 1.3, ratios
