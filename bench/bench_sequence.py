@@ -56,7 +56,7 @@ class Row:
     model: str
     target: str
     macs: int
-    metric: str  # what the cycle figures are, e.g. "cycles (model cortex-m4 v2)"
+    metric: str  # what the cycle figures are, e.g. "cycles (model cortex-m4 v3)"
     baseline_cycles: int | None
     tuned_cycles: int | None
     baseline_instructions: int | None  # exact

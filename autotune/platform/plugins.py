@@ -547,7 +547,7 @@ def get_cycle_models() -> dict[str, CycleModel]:
 def get_cycle_model(name: str) -> CycleModel:
     """The model called ``name``; a bare core name (``"cortex-m4"``) means its latest version.
 
-    A part may follow a comma (``"cortex-m4 v2, stm32l4r5 v1 @120 MHz"``): the core model
+    A part may follow a comma (``"cortex-m4 v3, stm32l4r5 v1 @120 MHz"``): the core model
     is what precedes it (the emulator adds the part's memory system itself)."""
     name = name.split(",", 1)[0].strip()
     models = _build().cycle_models

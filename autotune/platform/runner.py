@@ -37,7 +37,7 @@ class RunResult:
 
     instructions: int | None  # None where the runner counts none (a board)
     cycles: int | None
-    cycle_model: str  # "cortex-m4 v2"; "" when the target has no model
+    cycle_model: str  # "cortex-m4 v3"; "" when the target has no model
     outputs: dict[str, bytes]
     runner: str = ""  # the name of the runner that measured it
     wall_time_s: float = 0.0
@@ -53,7 +53,7 @@ class RunResult:
         return cycles_label(self.cycle_model) if self.cycle_model else ""
 
     def metrics(self) -> dict[str, int]:
-        """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v2)": 1890}."""
+        """Labelled figures, e.g. {"instructions (exact)": 1200, "cycles (model cortex-m4 v3)": 1890}."""
         out = {} if self.instructions is None else {INSTRUCTIONS_LABEL: self.instructions}
         if self.cycles is not None and self.cycles_label:
             out[self.cycles_label] = self.cycles

@@ -36,7 +36,7 @@ class Target:
     toolchain: Toolchain
     memory: tuple[MemoryRegion, ...]
     runner: str  # name of the default runner (see register_runners)
-    cycle_model: str  # registered timing model, e.g. "cortex-m4 v2"; "" when none
+    cycle_model: str  # registered timing model, e.g. "cortex-m4 v3"; "" when none
     aliases: tuple[str, ...] = ()
     isa: str = ""  # name of the registered IsaSupport (see register_isas): "thumb-m", ...
     features: frozenset[str] = field(

@@ -56,6 +56,12 @@ def _single_ls(insn: Insn) -> bool:
     return (insn.load or insn.store) and insn.nregs == 0 and insn.name not in ("tbb", "tbh")
 
 
+def _loaded(insn: Insn) -> set[str]:
+    """The registers a load writes with memory data (its base write-back left out)."""
+    base = insn.addr_regs if insn.writeback else set()
+    return set(insn.writes) - set(base)
+
+
 def _entry_extra_32bit_unaligned(insns: Sequence[Insn]) -> int:
     """Fetching a 32-bit Thumb instruction at a halfword-aligned target takes one more fetch."""
     first = insns[0]
@@ -130,7 +136,7 @@ class CortexM3(CycleModel):
 
     info = ModelInfo(
         "cortex-m3",
-        2,
+        3,
         ("Arm DDI 0337I, Cortex-M3 TRM, Table 3-1 and section 3.3.2 Load/store timings",),
     )
     has_dsp = False
@@ -167,19 +173,23 @@ class CortexM3(CycleModel):
             return 1 + insn.nregs
         if insn.load or insn.store:
             # Table 3-1: single loads and stores 2, "neighboring load and store
-            # single instructions can pipeline their address and data phases",
-            # so one cycle is removed after a preceding LDR unless that LDR's
-            # result forms this address; "STR Rx,[Ry,#imm] is always one cycle";
-            # loads with base update are not pipelined; an address computed by
-            # the immediately preceding data-processing instruction stalls one
-            # cycle (no forwarding path to the address generator).
+            # single instructions can pipeline their address and data phases".
+            # 3.3.2 (M3 DDI 0337I and M4 100166, same text): "LDR [any] are
+            # pipelined when possible. This means that if the next instruction is
+            # an LDR or STR, and the destination of the first LDR is not used to
+            # compute the address for the next instruction, then one cycle is
+            # removed from the cost of the next instruction": any addressing mode,
+            # base update included (the section excludes only LDRD/STRD, LDM/STM
+            # and loads to PC); the destination is the loaded register, not the
+            # written-back base. "STR Rx,[Ry,#imm] is always one cycle"; an
+            # address computed by the immediately preceding data-processing
+            # instruction stalls one cycle (no forwarding path).
             cost = 2
             if (
                 prev is not None
                 and prev.load
                 and _single_ls(prev)
-                and not insn.writeback
-                and not (insn.addr_regs & prev.writes)
+                and not (insn.addr_regs & _loaded(prev))
             ):
                 cost = 1
             if insn.store and len(insn.addr_regs) <= 1 and not insn.writeback:
@@ -232,7 +242,7 @@ class CortexM4(CortexM3):
 
     info = ModelInfo(
         "cortex-m4",
-        2,
+        3,
         (
             "Arm 100166_0001_00, Cortex-M4 TRM, Table 3-1",
             "Arm DDI 0337I, Cortex-M3 TRM, 3.3.2 Load/store timings (same rules)",
@@ -253,7 +263,7 @@ class CortexM33(CortexM4):
 
     info = ModelInfo(
         "cortex-m33",
-        2,
+        3,
         (
             "llvm/lib/Target/ARM/ARM.td: cortex-m33 uses CortexM4Model",
             "Arm 100166_0001_00, Cortex-M4 TRM, Table 3-1",

@@ -51,7 +51,7 @@ def test_decoder_marks_every_branch_form(text: str, kind: Branch, tmp_path: Path
 def test_m4_and_m3_charge_the_refill_when_taken(text: str, tmp_path: Path) -> None:
     # M3/M4 TRM Table 3-1: B, B<cc>, CBZ are 1 cycle, 1 + P when taken; P = 1 for a
     # direct branch (speculated) to a 16-bit target.
-    for model in ("cortex-m4 v2", "cortex-m3 v2", "cortex-m33 v2"):
+    for model in ("cortex-m4 v3", "cortex-m3 v3", "cortex-m33 v3"):
         c = get_model(model).block_cost(_branch(text, tmp_path))
         assert (c.cycles, c.taken_delta) == (1, 1), (model, text)
 

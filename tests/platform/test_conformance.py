@@ -165,7 +165,7 @@ def test_a_missing_compiler_skips_compile_checks_only() -> None:
 
 
 def test_cycle_model_must_name_an_existing_versioned_model() -> None:
-    assert problems(good_target(cycle_model="cortex-m4 v2")) == []
+    assert problems(good_target(cycle_model="cortex-m4 v3")) == []
     for name in ("cortex-m4 v9", "cortex-m4", "cortex-m5 v1"):
         found = problems(good_target(cycle_model=name))
         assert any(f"cycle model '{name}' is unknown" in p for p in found), found

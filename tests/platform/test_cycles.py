@@ -61,7 +61,7 @@ def test_every_target_names_an_existing_model() -> None:
             assert model.label == f"cycles (model {t.cycle_model})"
             assert model.info.sources
     assert len(plugins.get_cycle_models()) == 10
-    assert plugins.get_cycle_model("cortex-m4").name == "cortex-m4 v2"
+    assert plugins.get_cycle_model("cortex-m4").name == "cortex-m4 v3"
     with pytest.raises(plugins.UnknownCycleModelError, match="unknown cycle model 'cortex-m5 v1'"):
         plugins.get_cycle_model("cortex-m5 v1")
 
@@ -73,74 +73,90 @@ def test_m4_pipelined_loads(tmp_path: Path) -> None:
     # DDI 0337I 3.3.2 (same rules on the M4): "LDR R0,[R1,R5]; LDR R1,[R2];
     # LDR R2,[R3,#4] - normally four cycles total".
     c = cost(
-        "cortex-m4 v2", "thumb-m", "ldr r0, [r1, r5]\nldr r1, [r2]\nldr r2, [r3, #4]", tmp_path
+        "cortex-m4 v3", "thumb-m", "ldr r0, [r1, r5]\nldr r1, [r2]\nldr r2, [r3, #4]", tmp_path
     )
     assert (c.instructions, c.cycles) == (3, 4)
     # A run of eight independent loads: 2 for the first, 1 for each following.
     body = "\n".join(f"ldr r{i}, [r8, #{4 * i}]" for i in range(8))
-    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 2 + 7
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 2 + 7
     # "LDR R0,[R1,R2]; STR R0,[R3,#20] - normally three cycles total"
     assert (
-        cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1, r2]\nstr r0, [r3, #20]", tmp_path).cycles == 3
+        cost("cortex-m4 v3", "thumb-m", "ldr r0, [r1, r2]\nstr r0, [r3, #20]", tmp_path).cycles == 3
     )
     # "LDR R0,[R1,R2]; STR R1,[R3,R2] - normally three cycles total"
     assert (
-        cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1, r2]\nstr r1, [r3, r2]", tmp_path).cycles == 3
+        cost("cortex-m4 v3", "thumb-m", "ldr r0, [r1, r2]\nstr r1, [r3, r2]", tmp_path).cycles == 3
     )
+
+
+def test_m4_loads_with_base_update_pipeline_like_any_single_load(tmp_path: Path) -> None:
+    # 3.3.2: "LDR [any] are pipelined when possible": post- and pre-indexed forms
+    # included; only the loaded register feeding the next address breaks the pair.
+    body = "ldr r0, [r1], #4\nldrsb r2, [r3], #1\nldr r4, [r5, #4]!"
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 2 + 1 + 1
+    # The written-back base is not the load's destination: the next load may use it.
+    body = "ldr r0, [r1], #4\nldr r2, [r1], #4"
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 2 + 1
+    # The loaded register as the next address: no pipelining, 2 + 2.
+    body = "ldr r0, [r1], #4\nldr r2, [r0], #4"
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 2 + 2
+    # LDRD is never pipelined, with or without write-back (1 + N).
+    body = "ldr r0, [r1], #4\nldrd r2, r3, [r4], #8"
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 2 + 3
 
 
 def test_m4_load_whose_address_depends_on_the_previous_instruction(tmp_path: Path) -> None:
     # The second load's address is the first load's result: no pipelining, 2 + 2.
-    assert cost("cortex-m4 v2", "thumb-m", "ldr r0, [r1]\nldr r2, [r0]", tmp_path).cycles == 4
+    assert cost("cortex-m4 v3", "thumb-m", "ldr r0, [r1]\nldr r2, [r0]", tmp_path).cycles == 4
     # An address computed by the preceding data-processing instruction stalls
     # one cycle ("no forwarding path for this scenario"): 1 + (2 + 1).
-    assert cost("cortex-m4 v2", "thumb-m", "adds r1, r4, #4\nldr r0, [r1]", tmp_path).cycles == 4
+    assert cost("cortex-m4 v3", "thumb-m", "adds r1, r4, #4\nldr r0, [r1]", tmp_path).cycles == 4
 
 
 def test_m4_smlad_chain_is_single_cycle(tmp_path: Path) -> None:
     # Table 3-1 (M4): SMLAD 1 cycle; four dependent SMLADs on one accumulator.
     body = "\n".join(["smlad r0, r1, r2, r0"] * 4)
-    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 4
-    assert cost("cortex-m33 v2", "thumb-m", body, tmp_path).cycles == 4
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 4
+    assert cost("cortex-m33 v3", "thumb-m", body, tmp_path).cycles == 4
 
 
 def test_m4_taken_branch_costs_a_pipeline_refill(tmp_path: Path) -> None:
     # SUBS 1; BNE 1, or 1 + P when taken; P = 1 for a speculated direct branch
     # to a 16-bit target.
-    c = cost("cortex-m4 v2", "thumb-m", "subs r0, #1\nbne back", tmp_path)
+    c = cost("cortex-m4 v3", "thumb-m", "subs r0, #1\nbne back", tmp_path)
     assert (c.cycles, c.cycles + c.taken_delta) == (2, 3)
     # BX LR: 1 + P with P = 2 for a register target.
-    c = cost("cortex-m4 v2", "thumb-m", "bx lr", tmp_path)
+    c = cost("cortex-m4 v3", "thumb-m", "bx lr", tmp_path)
     assert (c.cycles, c.taken_delta) == (1, 2)
     # Entering a block whose first instruction is 32-bit at a halfword address
     # costs a second fetch (the 1..3 range of P).
     assert (
-        cost("cortex-m4 v2", "thumb-m", "add.w r0, r0, #1", tmp_path, at=BASE + 2).entry_extra == 1
+        cost("cortex-m4 v3", "thumb-m", "add.w r0, r0, #1", tmp_path, at=BASE + 2).entry_extra == 1
     )
-    assert cost("cortex-m4 v2", "thumb-m", "add.w r0, r0, #1", tmp_path).entry_extra == 0
+    assert cost("cortex-m4 v3", "thumb-m", "add.w r0, r0, #1", tmp_path).entry_extra == 0
 
 
 def test_m4_and_m3_multiply_and_divide(tmp_path: Path) -> None:
     body = "mul r0, r1, r2\nmla r3, r1, r2, r3\numull r4, r5, r1, r2\nsdiv r6, r1, r2"
     # M4 Table 3-1: MUL 1, MLA 1, UMULL 1, SDIV 2-12 (upper bound 12).
-    assert cost("cortex-m4 v2", "thumb-m", body, tmp_path).cycles == 1 + 1 + 1 + 12
+    assert cost("cortex-m4 v3", "thumb-m", body, tmp_path).cycles == 1 + 1 + 1 + 12
     # M3 Table 3-1: MUL 1, MLA 2, UMULL 3-5 (3), SDIV 2-12 (12).
-    assert cost("cortex-m3 v2", "thumb-m", body, tmp_path).cycles == 1 + 2 + 3 + 12
+    assert cost("cortex-m3 v3", "thumb-m", body, tmp_path).cycles == 1 + 2 + 3 + 12
 
 
 def test_m4_multiple_transfers(tmp_path: Path) -> None:
     # PUSH/LDM/STM 1 + N; POP with PC 1 + N, then the reload.
-    assert cost("cortex-m4 v2", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 6
-    c = cost("cortex-m4 v2", "thumb-m", "pop {r4-r7, pc}", tmp_path)
+    assert cost("cortex-m4 v3", "thumb-m", "push {r4-r7, lr}", tmp_path).cycles == 6
+    c = cost("cortex-m4 v3", "thumb-m", "pop {r4-r7, pc}", tmp_path)
     assert (c.cycles, c.taken_delta) == (6, 2)
-    assert cost("cortex-m4 v2", "thumb-m", "ldrd r0, r1, [r2]", tmp_path).cycles == 3
-    assert cost("cortex-m4 v2", "thumb-m", "ldm r0, {r1, r2, r3}", tmp_path).cycles == 4
+    assert cost("cortex-m4 v3", "thumb-m", "ldrd r0, r1, [r2]", tmp_path).cycles == 3
+    assert cost("cortex-m4 v3", "thumb-m", "ldm r0, {r1, r2, r3}", tmp_path).cycles == 4
 
 
 def test_m3_rejects_dsp_instructions(tmp_path: Path) -> None:
     smlad = asm("thumb-m", "smlad r0, r1, r2, r0", tmp_path)[0]
-    assert plugins.get_cycle_model("cortex-m4 v2").check(smlad) is None
-    assert "not implemented by cortex-m3" in (plugins.get_cycle_model("cortex-m3 v2").check(smlad) or "")
+    assert plugins.get_cycle_model("cortex-m4 v3").check(smlad) is None
+    assert "not implemented by cortex-m3" in (plugins.get_cycle_model("cortex-m3 v3").check(smlad) or "")
 
 
 # ------------------------------------------------------------ Cortex-M0 / M0+

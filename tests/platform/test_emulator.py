@@ -229,7 +229,7 @@ def test_exact_count_and_model_cycles_of_a_hand_written_loop_m4(build_root: Path
     # Cortex-M4 TRM Table 3-1: MOVS 1; SUBS 1; BNE 1, +P (=1, target speculated,
     # 16-bit) when taken (9 times); BX LR 1 + P (=2, register target).
     assert res.cycles == 1 + 10 * 2 + 9 * 1 + 1 + 2
-    assert res.cycles_label == "cycles (model cortex-m4 v2)"
+    assert res.cycles_label == "cycles (model cortex-m4 v3)"
 
 
 @pytest.mark.toolchain

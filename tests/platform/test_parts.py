@@ -166,7 +166,7 @@ def test_emulator_adds_exactly_the_misses_times_the_penalty(tmp_path: Path) -> N
     assert stats["art-d"]["misses"] >= 128
     misses = stats["art-d"]["misses"] + stats["art-i"]["misses"]
     assert timed.cycles - core.cycles == misses * 15
-    assert timed.cycle_model == "cortex-m4 v2, stm32l4r5 v1 @120 MHz"
+    assert timed.cycle_model == "cortex-m4 v3, stm32l4r5 v1 @120 MHz"
 
 
 def test_tuning_resolves_the_part_into_the_target_and_its_db_key() -> None:

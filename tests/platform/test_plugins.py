@@ -381,7 +381,7 @@ def test_external_plugin_loads_from_its_entry_point(
 
 def test_metric_labels_never_pass_an_estimate_off_as_a_measurement() -> None:
     m4 = plugins.get_target("m4")
-    assert plugins.metric_label(m4) == "cycles (model cortex-m4 v2)"
+    assert plugins.metric_label(m4) == "cycles (model cortex-m4 v3)"
     counted = dataclasses.replace(m4, cycle_model="")
     assert plugins.metric_label(counted) == "instructions (exact)"
     arc = plugins.get_target("arc-em")

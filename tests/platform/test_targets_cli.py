@@ -84,8 +84,8 @@ def test_json_lists_every_target_with_the_documented_shape() -> None:
     assert "dsp" in m4["features"] and m4["simd_bits"] == 32
     assert m4["toolchain"]["debian_package"] == "gcc-arm-none-eabi"
     assert m4["runner"] == "unicorn"
-    assert m4["cycle_model"] == "cortex-m4 v2"
-    assert m4["metric"] == "cycles (model cortex-m4 v2)"
+    assert m4["cycle_model"] == "cortex-m4 v3"
+    assert m4["metric"] == "cycles (model cortex-m4 v3)"
     assert m4["plugin"] == "cortex_m"
     assert {r["name"] for r in m4["memory"]} == {"flash", "ram"}
     for row in data["targets"]:

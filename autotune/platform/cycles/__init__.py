@@ -1,10 +1,10 @@
 """Timing models: the contract (``base``) and the capstone decode helpers (``decode``).
 
 Models themselves live with their target family's plugin (``register_cycle_models``)
-and are looked up by the name a target declares (``"cortex-m4 v2"``) with
+and are looked up by the name a target declares (``"cortex-m4 v3"``) with
 :func:`autotune.platform.plugins.get_cycle_model`.
 Every figure a model produces is an estimate and is labelled as such:
-``cycles (model cortex-m4 v2)``; instruction counts from the emulator are
+``cycles (model cortex-m4 v3)``; instruction counts from the emulator are
 ``instructions (exact)``.
 """
 

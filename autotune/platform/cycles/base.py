@@ -105,7 +105,7 @@ class CycleModel(ABC):
 
     @property
     def name(self) -> str:
-        """The model's full name, as targets refer to it: ``"cortex-m4 v2"``."""
+        """The model's full name, as targets refer to it: ``"cortex-m4 v3"``."""
         return f"{self.info.name} v{self.info.version}"
 
     @property
