@@ -115,6 +115,13 @@ class Part:
             f"part {self.name}: {nbytes} bytes of {what} fit none of {', '.join(names)}"
         )
 
+    def cache_line(self, what: str) -> int:
+        """The largest cache line in front of the memories ``what`` (code, rodata, data) may
+        be placed in: instruction caches for code, data caches otherwise (0: none)."""
+        memories = [self.memory(n) for n in self.placement.get(what, ())]
+        caches = [m.icache if what == "code" else m.dcache for m in memories]
+        return max((self.cache(c).line for c in caches if c), default=0)
+
     def check(self) -> list[str]:
         """What is wrong with this preset (empty when it is consistent)."""
         problems = []
@@ -168,11 +175,20 @@ def apply_part(target: Target, part: Part | None) -> Target:
     if not target.cycle_model:
         raise PartError(f"target {target.name} has no cycle model to time part {part.name} with")
     core = target.cycle_model.split(",", 1)[0]
+    # Every function starts on an instruction-cache line: a kernel touches the same
+    # lines measured alone as inside the library, wherever the linker puts it (a loop
+    # one line longer than the cache thrashes it). A compile flag, so it is in the
+    # fingerprint, the library's flags and every emitted build file.
+    toolchain = target.toolchain
+    if part.cache_line("code") > 1:
+        flag = f"-falign-functions={part.cache_line('code')}"
+        toolchain = dataclasses.replace(toolchain, cflags=(*toolchain.cflags, flag))
     return dataclasses.replace(
         target,
         cycle_model=f"{core}, {part.tag}",
         default_clock_mhz=part.clock_mhz,
         part=part,
+        toolchain=toolchain,
     )
 
 

@@ -13,6 +13,7 @@ from autotune.emit.library import layer_file, quick_choices
 from autotune.examples import quickstart_model
 from autotune.model.tflite_import import parse_model
 from autotune.platform import plugins, toolchain
+from autotune.platform.parts import apply_part
 from autotune.tune.spec import build_spec
 from autotune.tune.variant import CheckSet, Evaluator
 
@@ -21,9 +22,14 @@ from autotune.tune.variant import CheckSet, Evaluator
 LEVELS = ("-Os", "-O3", "-O2")
 
 
-@pytest.mark.parametrize("target_name", ["cortex-m0", "cortex-m4", "cortex-m7", "rv32imc"])
+@pytest.mark.parametrize(
+    "target_name", ["cortex-m0", "cortex-m4", "cortex-m7", "rv32imc", "cortex-m4@stm32l4r5"]
+)
 def test_layers_in_the_library_take_their_tuned_cycles(target_name: str, tmp_path: Path) -> None:
-    target = plugins.get_target(target_name)
+    # On a part with caches a kernel's time also depends on where its code and constants
+    # sit: functions and constant arrays start on cache lines in both builds.
+    core, _, part = target_name.partition("@")
+    target = apply_part(plugins.get_target(core), plugins.get_part(part) if part else None)
     if not toolchain.toolchain_available(target):
         pytest.skip(f"no toolchain for {target_name}")
     graph = parse_model(quickstart_model())
@@ -33,9 +39,10 @@ def test_layers_in_the_library_take_their_tuned_cycles(target_name: str, tmp_pat
     runner = plugins.get_runner(target.runner)
     for n, (index, choice) in enumerate(sorted(choices.items())):
         if graph.layers[index].op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D"):
-            # The tiny FC is mostly call overhead: it shows in the report instead (see
-            # test_agreement_names_the_layer_that_differs). The pool's rounding branch
-            # depends on its data: it agrees because it is measured on its model input.
+            # The tiny FC (170 cycles) is within 2 cycles of call glue, which is over 1%:
+            # it shows in the report instead (test_agreement_names_the_layer_that_differs).
+            # The pool's rounding branch depends on its data: it agrees because it is
+            # measured on its model input.
             continue
         spec = build_spec(graph, graph.layers[index])
         template = plugins.get_kernel(choice.template)
