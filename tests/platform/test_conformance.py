@@ -72,7 +72,7 @@ def good_target(**changes: Any) -> Target:
         memory=(MemoryRegion("flash", 0, 1 << 20), MemoryRegion("ram", 0x2000_0000, 1 << 19)),
         runner="unicorn",
         cycle_model="",
-        features=frozenset({"mul", "div", "dsp", "thumb2", "unaligned"}),
+        features=frozenset({"mul", "mul64", "div", "dsp", "thumb2", "unaligned"}),
         simd_bits=32,
         description="a Cortex-M4 without FPU, for these tests",
     )
