@@ -332,8 +332,11 @@ def command(
     # The tuning results stand on their own, whatever happens to the library.
     report = write_outputs(run, out_dir, library_name=library_name)
     if library_name is not None:
+        shared = run.choice.share_layers if run.choice is not None else set()
         choices = {
-            layer.index: Choice(layer.best.template, json.loads(layer.best.params))
+            layer.index: Choice(
+                layer.best.template, json.loads(layer.best.params), share=layer.index in shared
+            )
             for layer in run.layers
             if layer.best is not None
         }

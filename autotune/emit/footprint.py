@@ -50,6 +50,7 @@ def baseline_layout(
         fixed_ram=lib.state_bytes,
         live=live,
         inplace_saving=inplace_savings(graph, lib),
+        baseline_flash=flash,
     )
 
 

@@ -10,6 +10,13 @@ The knapsack is solved exactly by merging the layers' fronts: the Pareto front o
 sums of (cycles, flash) is the front of sums of fronts, so after each layer only
 the non-dominated partial sums are kept (vectorized with numpy). Ties are broken
 the same way every time: fewer cycles, then less flash, then the earlier option.
+
+Shared code and data: layers of one group (same workload, the same options) that pick
+the same option store its ``shared`` bytes once (one function for all of them, or
+the weights they all read); each further layer adds only ``flash - shared``. A
+group's own front is exact: a dynamic programme over its options and how many of the
+group's layers take each (the layers are interchangeable), then the groups' fronts
+are merged like single layers'.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class Option:
     ram: int  # bytes this variant adds to the arena while its layer runs
     ref: Any = field(default=None, compare=False)  # what it stands for (a trial)
     baseline: bool = False
+    shared: int = 0  # of flash, bytes stored once for all the group's layers picking it
 
 
 def pareto(options: Sequence[Option]) -> list[Option]:
@@ -62,6 +70,7 @@ class LayerChoices:
     name: str
     options: list[Option]
     live_bytes: int = 0  # activations (and state) alive while this layer runs
+    group: Any = None  # layers of one group with the same options share Option.shared
 
     def within(self, ram_budget: int | None) -> list[Option]:
         if ram_budget is None:
@@ -148,6 +157,157 @@ def merge_fronts(
     return ModelFront(cycles, flash, parents, choice, [list(o) for o in layers])
 
 
+def _reduce(
+    c: np.ndarray, f: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (cycles, flash) front of the points, smallest flash first."""
+    order = np.lexsort((c, f))
+    c, f, counts = c[order], f[order], counts[order]
+    prev_best = np.minimum.accumulate(np.concatenate(([np.inf], c[:-1])))
+    keep = c < prev_best
+    return c[keep], f[keep], counts[keep]
+
+
+def group_front(options: Sequence[Option], members: int) -> list[list[int]]:
+    """The exact (cycles, flash) front of ``members`` interchangeable layers choosing
+    among ``options``, where the layers that pick the same option store its shared
+    bytes once. Each point is returned as the members' picks (indices into options)."""
+    k = len(options)
+    fronts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * (members + 1)
+    fronts[0] = (np.zeros(1), np.zeros(1, np.int64), np.zeros((1, k), np.int64))
+    for j, o in enumerate(options):
+        step: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [
+            [] for _ in range(members + 1)
+        ]
+        for n, state in enumerate(fronts):
+            if state is None:
+                continue
+            c, f, counts = state
+            for take in range(members - n + 1):
+                add = counts.copy()
+                add[:, j] += take
+                extra = take * (o.flash - o.shared) + (o.shared if take else 0)
+                step[n + take].append((c + take * o.cycles, f + extra, add))
+        fronts = [
+            _reduce(*(np.concatenate(parts) for parts in zip(*s, strict=True))) if s else None
+            for s in step
+        ]
+    last = fronts[members]
+    assert last is not None
+    return [[j for j in range(k) for _ in range(int(row[j]))] for row in last[2]]
+
+
+@dataclass
+class _Unit:
+    """A layer, or a group of interchangeable layers sharing code: merged as one."""
+
+    members: list[int]  # positions in the model's layer list
+    options: list[Option]  # for a group: ref = each member's pick (an index into its list)
+    lists: list[Sequence[Option]] = field(default_factory=list)  # a group's members' options
+
+
+def _same(o: Option) -> tuple[float, int, int]:
+    """What must agree for layers to be interchangeable (RAM is a per-layer filter)."""
+    return (o.cycles, o.flash, o.shared)
+
+
+def _units(layers: Sequence[LayerChoices], allowed: Sequence[Sequence[Option]]) -> list[_Unit]:
+    groups: dict[Any, list[int]] = {}
+    for i, (layer, opts) in enumerate(zip(layers, allowed, strict=True)):
+        if layer.group is not None and any(o.shared for o in opts):
+            groups.setdefault((layer.group, tuple(map(_same, opts))), []).append(i)
+    units: list[_Unit] = []
+    grouped = {i for members in groups.values() if len(members) > 1 for i in members}
+    for i, opts in enumerate(allowed):
+        if i not in grouped:
+            units.append(_Unit([i], pareto(opts)))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = allowed[members[0]]
+        keep = _group_candidates(first)
+        points = group_front([first[j] for j in keep], len(members))
+        options = []
+        for point in points:
+            picks = [keep[j] for j in point]
+            chosen = [[allowed[m][j] for m, j in zip(members, picks, strict=True)]]
+            options.append(
+                Option(
+                    sum(first[j].cycles for j in picks),
+                    _flash(first, picks),
+                    max(o.ram for o in chosen[0]),
+                    ref=picks,
+                )
+            )
+        units.append(_Unit(members, options, [allowed[m] for m in members]))
+    return units
+
+
+def _flash(options: Sequence[Option], picks: Sequence[int]) -> int:
+    """Flash of a group's picks: shared bytes once per distinct option."""
+    own = sum(options[j].flash - options[j].shared for j in picks)
+    return own + sum(options[j].shared for j in set(picks))
+
+
+def _group_candidates(options: Sequence[Option]) -> list[int]:
+    """The options no other beats in cycles, own flash and shared flash at once."""
+    out: list[int] = []
+    order = sorted(range(len(options)), key=lambda j: (_same(options[j])[1:], options[j].cycles, j))
+    for j in order:
+        o = options[j]
+        if any(
+            p.cycles <= o.cycles
+            and p.flash - p.shared <= o.flash - o.shared
+            and p.shared <= o.shared
+            for p in (options[i] for i in out)
+        ):
+            continue
+        out.append(j)
+    return out
+
+
+def _solve(
+    layers: Sequence[LayerChoices],
+    allowed: Sequence[Sequence[Option]],
+    fixed_flash: int,
+    max_flash: float | None = None,
+    max_cycles: float | None = None,
+) -> tuple[ModelFront, list[_Unit]]:
+    units = _units(layers, allowed)
+    front = merge_fronts([u.options for u in units], fixed_flash, max_flash, max_cycles)
+    return front, units
+
+
+def _picks(front: ModelFront, units: list[_Unit], i: int, n: int) -> list[Option]:
+    """The model's point i as one option per layer, in layer order."""
+    out: list[Option | None] = [None] * n
+    for unit, pick in zip(units, front.picks(i), strict=True):
+        if not unit.lists:
+            out[unit.members[0]] = pick
+        else:
+            for member, opts, j in zip(unit.members, unit.lists, pick.ref, strict=True):
+                out[member] = opts[j]
+    assert all(p is not None for p in out)
+    return out  # type: ignore[return-value]
+
+
+def selection_flash(layers: Sequence[LayerChoices], picks: Sequence[Option]) -> int:
+    """The flash of the picks (fixed part apart) with shared bytes counted once per
+    group and option, as the solver counts them."""
+    units = _units(layers, [layer.options for layer in layers])
+    total = 0
+    for unit in units:
+        if not unit.lists:
+            total += picks[unit.members[0]].flash
+            continue
+        chosen = [
+            next(j for j, o in enumerate(opts) if o is picks[m])
+            for m, opts in zip(unit.members, unit.lists, strict=True)
+        ]
+        total += _flash(unit.lists[0], chosen)
+    return total
+
+
 def _ram(layers: Sequence[LayerChoices], picks: Sequence[Option], fixed_ram: int) -> int:
     return fixed_ram + max(
         (layer.live_bytes + p.ram for layer, p in zip(layers, picks, strict=True)), default=0
@@ -156,7 +316,8 @@ def _ram(layers: Sequence[LayerChoices], picks: Sequence[Option], fixed_ram: int
 
 def smallest(layers: Sequence[LayerChoices], fixed_flash: int, fixed_ram: int) -> tuple[int, int]:
     """The least flash any choice needs, and the least RAM any choice needs."""
-    flash = fixed_flash + sum(min(o.flash for o in layer.options) for layer in layers)
+    units = _units(layers, [layer.options for layer in layers])
+    flash = fixed_flash + sum(min(o.flash for o in unit.options) for unit in units)
     ram = fixed_ram + max(
         (layer.live_bytes + min(o.ram for o in layer.options) for layer in layers), default=0
     )
@@ -205,8 +366,9 @@ def choose(
     allowed = [layer.within(ram_left) for layer in layers]
     if any(not opts for opts in allowed):
         raise _infeasible(_describe(budget), layers, fixed_flash, fixed_ram)
-    front = merge_fronts(
-        [pareto(o) for o in allowed],
+    front, units = _solve(
+        layers,
+        allowed,
         fixed_flash,
         max_flash=budget.flash,
         max_cycles=budget.cycles if budget.objective != "cycles" else None,
@@ -216,7 +378,7 @@ def choose(
     # The front is ordered by flash with cycles falling: the last point is the fastest,
     # the first the smallest.
     i = len(front) - 1 if budget.objective == "cycles" else 0
-    picks = front.picks(i)
+    picks = _picks(front, units, i, len(layers))
     return Selection(
         picks, float(front.cycles[i]), int(front.flash[i]), _ram(layers, picks, fixed_ram)
     )
@@ -236,10 +398,10 @@ def _min_ram(
         allowed = [layer.within(peak - fixed_ram) for layer in layers]
         if any(not opts for opts in allowed):
             continue
-        front = merge_fronts([pareto(o) for o in allowed], fixed_flash, budget.flash, budget.cycles)
+        front, units = _solve(layers, allowed, fixed_flash, budget.flash, budget.cycles)
         if len(front):
             i = len(front) - 1
-            picks = front.picks(i)
+            picks = _picks(front, units, i, len(layers))
             return Selection(
                 picks, float(front.cycles[i]), int(front.flash[i]), _ram(layers, picks, fixed_ram)
             )
@@ -253,7 +415,7 @@ def model_front(
     allowed = [layer.within(ram_budget) for layer in layers]
     if any(not opts for opts in allowed):
         return []
-    front = merge_fronts([pareto(o) for o in allowed], fixed_flash)
+    front, _ = _solve(layers, allowed, fixed_flash)
     return [(float(c), int(f)) for c, f in zip(front.cycles, front.flash, strict=True)]
 
 

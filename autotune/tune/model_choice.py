@@ -8,6 +8,12 @@ made again without it, so a layer falls back to its next-best variant, down to
 the baseline. With a flash or RAM budget the chosen library is emitted and built
 once more and its real flash and arena are checked against the budget: the
 per-variant figures are measured on the variant alone, the budget is on what ships.
+
+Layers of one workload (same shape and template space) that pick the same variant
+run one function when the sharing is measured to cost at most 1% of cycles
+(SHARE_TOLERANCE), and constants they all read are stored once: the choice counts
+such bytes once per group (front.group_front), and a variant whose sharing costs
+more is counted (and emitted) per layer again.
 """
 
 from __future__ import annotations
@@ -17,17 +23,26 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from autotune.db import ResultsDB, Trial
 from autotune.emit.planner import ALIGN
 from autotune.platform.target import Target
-from autotune.tune.front import Budget, InfeasibleBudget, LayerChoices, Option, choose, model_front
+from autotune.tune.front import (
+    Budget,
+    InfeasibleBudget,
+    LayerChoices,
+    Option,
+    choose,
+    model_front,
+    selection_flash,
+)
 from autotune.tune.search import StudyContext, flash_bytes, flash_cap, known_trials, objective_value
 from autotune.tune.spec import KernelSpec
 from autotune.tune.template import KernelTemplate
 
 MAX_ROUNDS = 4  # re-choices after the built library missed the budget
+SHARE_TOLERANCE = 0.01  # one function for several layers only if at most 1% slower
 
 
 @dataclass
@@ -38,6 +53,35 @@ class Rejection:
     template: str
     params: str
     reason: str
+
+
+@dataclass
+class SharedPick:
+    """A variant several layers of one workload picked: one function for all of them
+    if ``ok`` (its measured cycles within SHARE_TOLERANCE of the per-layer code)."""
+
+    layers: list[int]
+    template: str
+    params: str
+    ok: bool
+    reason: str = ""  # why not shared, or what sharing measured
+
+
+@dataclass
+class Pieces:
+    """What the layers of a group store once when they all pick one variant."""
+
+    code: bool  # the same code for all: one function fits (the variant's code bytes)
+    data: int  # bytes of constants with the same values in all of them
+
+
+class Sharing(Protocol):
+    def pieces(self, members: list[LayerInput], trial: Trial) -> Pieces: ...
+
+    def cost(self, members: list[LayerInput], trial: Trial) -> tuple[bool, str]:
+        """Whether the shared function is bit-exact and at most SHARE_TOLERANCE slower
+        than the per-layer code, and what was measured (one line)."""
+        ...
 
 
 @dataclass
@@ -64,6 +108,12 @@ class ModelChoice:
     front: list[tuple[float, int]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)  # layers the budget held below their best
+    shared: list[SharedPick] = field(default_factory=list)  # functions run by several layers
+
+    @property
+    def share_layers(self) -> set[int]:
+        """The layers that run a function shared with others (Choice.share)."""
+        return {i for s in self.shared if s.ok for i in s.layers}
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +131,7 @@ class ModelChoice:
             "front": [{"cycles": c, "flash": f} for c, f in self.front],
             "rejected": [dataclasses.asdict(r) for r in self.rejected],
             "forced": self.forced,
+            "shared": [dataclasses.asdict(s) for s in self.shared],
         }
 
 
@@ -94,6 +145,7 @@ class LayerInput:
     trials: list[Trial]  # bit-exact on the workload, within --flash-limit
     baseline: Trial | None
     fastest: float | None = None  # the fastest bit-exact trial, --flash-limit or not
+    group: str | None = None  # the workload: layers of one group may share code and data
 
 
 def layer_input(
@@ -117,12 +169,14 @@ def layer_input(
     baseline = next((t for t in ok if t.is_baseline), None)
     every = [objective_value(t) for t in known.values() if t.status == "ok"]
     fastest = min((v for v in every if v is not None), default=None)
-    return LayerInput(index, spec, templates, ok, baseline, fastest)
+    return LayerInput(index, spec, templates, ok, baseline, fastest, spec.workload_key())
 
 
-def _option(layer: LayerInput, trial: Trial, target: Target, saving: int = 0) -> Option:
+def _option(
+    layer: LayerInput, trial: Trial, target: Target, saving: int = 0, shared: int = 0
+) -> Option:
     """saving: the arena an in-place variant of this layer frees (its output over its
-    input), where the plan allows it there."""
+    input), where the plan allows it there; shared: its bytes stored once for the group."""
     template = layer.templates[trial.template]
     params = json.loads(trial.params)
     scratch = template.scratch_bytes(layer.spec, target, params)
@@ -133,6 +187,7 @@ def _option(layer: LayerInput, trial: Trial, target: Target, saving: int = 0) ->
         ram=-(-scratch // ALIGN) * ALIGN - freed,  # as the planner places it
         ref=trial,
         baseline=trial.is_baseline,
+        shared=min(shared, flash_bytes(trial)),
     )
 
 
@@ -149,7 +204,8 @@ def part_budget(part: Any) -> Budget:
 
 
 Verify = Callable[[LayerInput, Trial], str | None]  # None: bit-exact, else why not
-Measure = Callable[[dict[int, Trial]], Footprint]  # builds the library of these picks
+# Builds the library of these picks, the given layers running shared functions.
+Measure = Callable[[dict[int, Trial], set[int]], Footprint]
 
 
 @dataclass
@@ -162,6 +218,9 @@ class Layout:
     # Per layer, the bytes its input and output save where they overlap (in place): only
     # where its input is read for the last time there and neither is the caller's.
     inplace_saving: dict[int, int] = field(default_factory=dict)
+    # The baseline library's own flash: with it, the fixed part is what it holds besides
+    # the tuned layers' baselines as the choice counts them (constants stored once).
+    baseline_flash: int | None = None
 
 
 def choose_model(
@@ -171,6 +230,7 @@ def choose_model(
     verify: Verify,
     layout: Layout | None = None,
     measure: Measure | None = None,
+    sharing: Sharing | None = None,
 ) -> ModelChoice:
     """The optimum under the budget whose every pick is bit-exact on its layer."""
     rejected: list[Rejection] = []
@@ -183,17 +243,71 @@ def choose_model(
     live_layers = [layer for layer in layers if layer.trials]
     verified: set[tuple[int, int]] = set()
     footprint: Footprint | None = None
+    groups: dict[str, list[LayerInput]] = {}
+    if sharing is not None:
+        for layer in live_layers:
+            if layer.group is not None:
+                groups.setdefault(layer.group, []).append(layer)
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    pieces: dict[tuple[str, int], Pieces] = {}
+    measured: dict[tuple[str, int], tuple[bool, str]] = {}  # sharing's cost, per variant
+
+    def shared(layer: LayerInput, trial: Trial, code: bool = True) -> int:
+        members = groups.get(layer.group or "")
+        if not members or sharing is None:
+            return 0
+        key = (layer.group or "", trial.id)
+        if key not in pieces:
+            pieces[key] = sharing.pieces(members, trial)
+        p = pieces[key]
+        code = code and p.code and measured.get(key, (True, ""))[0]
+        return (trial.code_bytes or 0 if code else 0) + p.data
+
+    def share_layers(picks: dict[int, Trial]) -> set[int]:
+        return {i for i, key in takers(picks).items() if measured.get(key, (False, ""))[0]}
+
+    def takers(picks: dict[int, Trial]) -> dict[int, tuple[str, int]]:
+        """Layers whose pick another layer of their group picked too, and its key."""
+        count: dict[tuple[str, int], int] = {}
+        keys = {}
+        for layer in live_layers:
+            if layer.group in groups:
+                keys[layer.index] = (layer.group or "", picks[layer.index].id)
+                count[keys[layer.index]] = count.get(keys[layer.index], 0) + 1
+        return {i: k for i, k in keys.items() if count[k] > 1}
+
+    if layout is not None and layout.baseline_flash is not None:
+        # The baseline library stores shared constants once too (not shared code).
+        base = [layer for layer in live_layers if layer.baseline is not None]
+        base_choices = [
+            LayerChoices(
+                f"layer {layer.index}",
+                [
+                    _option(
+                        layer, layer.baseline, target, shared=shared(layer, layer.baseline, False)
+                    )
+                ],
+                group=layer.group,
+            )
+            for layer in base
+            if layer.baseline is not None
+        ]
+        fixed_flash = layout.baseline_flash - selection_flash(
+            base_choices, [c.options[0] for c in base_choices]
+        )
+
     for _round in range(MAX_ROUNDS + 1):
         while True:
             choices = [
                 LayerChoices(
                     f"layer {layer.index}",
                     [
-                        _option(layer, t, target, saving.get(layer.index, 0))
+                        _option(layer, t, target, saving.get(layer.index, 0), shared(layer, t))
                         for t in layer.trials
                         if (layer.index, t.id) not in excluded
                     ],
                     live.get(layer.index, 0),
+                    group=layer.group if layer.group in groups else None,
                 )
                 for layer in live_layers
             ]
@@ -220,6 +334,22 @@ def choose_model(
                 rejected.append(Rejection(layer.index, trial.template, trial.params, reason))
                 excluded.add((layer.index, trial.id))
                 failed = True
+            if failed:
+                continue
+            # One function for the layers of a group that picked the same variant: only
+            # where it measured within the tolerance; else they are counted apart again.
+            picks = {
+                layer.index: option.ref
+                for layer, option in zip(live_layers, selection.picks, strict=True)
+            }
+            by_key: dict[tuple[str, int], list[LayerInput]] = {}
+            for i, key in takers(picks).items():
+                by_key.setdefault(key, []).append(next(x for x in live_layers if x.index == i))
+            for key, members in by_key.items():
+                if key in measured or not pieces[key].code or sharing is None:
+                    continue
+                measured[key] = sharing.cost(members, picks[members[0].index])
+                failed = failed or not measured[key][0]
             if not failed:
                 break
         picks = {
@@ -228,7 +358,7 @@ def choose_model(
         }
         if measure is None or (budget.flash is None and budget.ram is None):
             break
-        footprint = measure(picks)
+        footprint = measure(picks, share_layers(picks))
         over_flash = (
             footprint.flash - effective.flash
             if budget.flash is not None and effective.flash is not None
@@ -280,10 +410,22 @@ def choose_model(
                 f"+{cost:,.0f} cycles against its fastest variant"
             )
     baseline_flash = None
-    if layout is not None:
+    if layout is not None and layout.baseline_flash is not None:
+        baseline_flash = layout.baseline_flash
+    elif layout is not None:
         baseline_flash = fixed_flash + sum(
             flash_bytes(layer.baseline) for layer in live_layers if layer.baseline
         )
+    shared_picks = []
+    by_key = {}
+    for i, key in takers(picks).items():
+        by_key.setdefault(key, []).append(i)
+    for key, members in by_key.items():
+        t = picks[members[0]]
+        ok, note = measured.get(key, (False, "not the same code in every layer"))
+        if not pieces[key].code:
+            ok, note = False, "not the same code in every layer"
+        shared_picks.append(SharedPick(sorted(members), t.template, t.params, ok, note))
     front = model_front(
         choices, fixed_flash, None if budget.ram is None else budget.ram - fixed_ram
     )
@@ -300,6 +442,7 @@ def choose_model(
         front=front,
         rejected=rejected,
         forced=forced,
+        shared=shared_picks,
     )
 
 

@@ -45,6 +45,7 @@ from autotune.tune.search import (
     flash_bytes,
     known_trials,
 )
+from autotune.tune.sharing import LayerSharing
 from autotune.tune.spec import KernelSpec, build_spec
 from autotune.tune.template import KernelTemplate
 from autotune.tune.variant import CheckSet, Evaluator, model_activations
@@ -379,12 +380,7 @@ def _choose_all(
     # The whole model through the reference once, only if some pick needs verifying.
     activations = functools.cache(lambda: model_activations(graph, options.seed))
 
-    def verify(layer: LayerInput, trial: Trial) -> str | None:
-        if not executes:
-            return None
-        values = layer.spec.values_hash()
-        if db.is_verified(trial, values):
-            return None
+    def evaluator(layer: LayerInput) -> Evaluator:
         if layer.index not in evaluators:
             checks = CheckSet.for_layer(graph, layer.index, options.seed, activations())
             evaluators[layer.index] = Evaluator(
@@ -394,10 +390,16 @@ def _choose_all(
                 work / f"layer{layer.index}",
                 plugins.get_runner(target.runner),
             )
+        return evaluators[layer.index]
+
+    def verify(layer: LayerInput, trial: Trial) -> str | None:
+        if not executes:
+            return None
+        values = layer.spec.values_hash()
+        if db.is_verified(trial, values):
+            return None
         checked.add(layer.index)
-        m = evaluators[layer.index].evaluate(
-            layer.templates[trial.template], json.loads(trial.params)
-        )
+        m = evaluator(layer).evaluate(layer.templates[trial.template], json.loads(trial.params))
         if m.ok:
             db.mark_verified(trial, values)
             return None
@@ -407,10 +409,12 @@ def _choose_all(
     measure: Measure | None = None
     budget = options.budget
     choice: ModelChoice | None = None
+    # Sharing is measured: only where the layers run on the simulator.
+    sharing = LayerSharing(graph, target, evaluator) if executes else None
     if budget.flash is None and budget.ram is None and budget.objective == "cycles":
         # No budget: still a library that links. When the fastest mix comes near the
         # target's flash, choose again under the flash the memory map leaves the library.
-        choice = choose_model(inputs, target, budget, verify)
+        choice = choose_model(inputs, target, budget, verify, sharing=sharing)
         room = flash_room(target)
         if choice.estimated_flash + _untuned_parameters(graph, choice) > room // 2:
             choice, budget = None, dataclasses.replace(budget, flash=room)
@@ -424,13 +428,16 @@ def _choose_all(
         }
         layout = baseline_layout(graph, target, base, base_flash)
 
-        def measure_picks(picks: dict[int, Trial]) -> Any:
-            choices = {i: Choice(t.template, json.loads(t.params)) for i, t in picks.items()}
+        def measure_picks(picks: dict[int, Trial], shared: set[int]) -> Any:
+            choices = {
+                i: Choice(t.template, json.loads(t.params), share=i in shared)
+                for i, t in picks.items()
+            }
             return build_footprint(graph, target, choices)
 
         measure = measure_picks
     if choice is None:
-        choice = choose_model(inputs, target, budget, verify, layout, measure)
+        choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
     for layer in inputs:
         result = by_index[layer.index]
         result.verified_now = layer.index in checked

@@ -8,6 +8,7 @@ element is a failed trial, never a result.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from autotune.tune.template import KernelTemplate, Rendered
 
 FUNCTION = "at_layer"
 INSTRUCTION_BUDGET = 200_000_000
+# A rendered source and its function's name -> the files to compile instead, or None.
+Split = Callable[[str, str], "list[tuple[str, str]] | None"]
 
 
 def model_activations(graph: Graph, seed: int = 0) -> dict[int, np.ndarray] | None:
@@ -219,29 +222,43 @@ class Evaluator:
         self.profiles = runner.capabilities.profiles_functions
         self._count = 0
 
-    def evaluate(self, template: KernelTemplate, params: Point) -> Measurement:
+    def evaluate(
+        self, template: KernelTemplate, params: Point, split: Split | None = None
+    ) -> Measurement:
+        """Measure one point; ``split`` turns the rendered source into the files that are
+        compiled instead (the shared form of a layer: its function and its constants)."""
         start = time.perf_counter()
-        m = self._evaluate(template, params)
+        m = self._evaluate(template, params, split)
         m.seconds = time.perf_counter() - start
         return m
 
-    def _evaluate(self, template: KernelTemplate, params: Point) -> Measurement:
+    def _evaluate(
+        self, template: KernelTemplate, params: Point, split: Split | None = None
+    ) -> Measurement:
         reason = template.space(self.spec, self.target).check(params)
         if reason:
             return Measurement("constraint", reason)
         rendered = template.render(self.spec, self.target, params, FUNCTION)
+        files = [("kernel.c", rendered.source)]
+        if split is not None:
+            parts = split(rendered.source, FUNCTION)
+            if parts is None:
+                return Measurement("constraint", "its code cannot take its constants as arguments")
+            files = parts
         self._count += 1
         build = self.work_dir / f"v{self._count:04d}"
         build.mkdir(parents=True, exist_ok=True)
-        kernel_c = build / "kernel.c"
+        kernels = []
+        for filename, text in files:
+            kernels.append(build / filename)
+            kernels[-1].write_text(text)
         main_c = build / "main.c"
-        kernel_c.write_text(rendered.source)
         main_c.write_text(harness_main(self.spec, rendered))
         opt = str(params.get("opt", toolchain.DEFAULT_OPT))
         try:
             result = toolchain.build_elf(
                 self.target,
-                [kernel_c, main_c],
+                [*kernels, main_c],
                 build,
                 opt=opt,
                 include_dirs=[*template.include_dirs(), harness_dir()],
@@ -250,9 +267,9 @@ class Evaluator:
             return Measurement("compile", exc.first_error)
         image = read_elf(result.elf)
         code = sum(s.size for s in image.symbol_sizes("code") if s.name == FUNCTION)
-        kernel_obj = read_elf(result.objects[0])
-        rodata = kernel_obj.sizes.rodata
-        code_total = kernel_obj.sizes.code
+        kernel_objs = [read_elf(o) for o in result.objects[: len(kernels)]]
+        rodata = sum(o.sizes.rodata for o in kernel_objs)
+        code_total = sum(o.sizes.code for o in kernel_objs)
         stack = read_stack_usage([p for p in result.stack_usage if "kernel" in p.name])
         m = Measurement("ok", code_bytes=code_total or code, rodata_bytes=rodata)
         frame = stack.frames.get(FUNCTION)

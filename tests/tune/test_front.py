@@ -18,6 +18,7 @@ from autotune.tune.front import (
     model_front,
     pareto,
     parse_bytes,
+    selection_flash,
 )
 
 
@@ -153,3 +154,90 @@ def test_parse_bytes() -> None:
     assert parse_bytes("1.5 MiB") == 3 << 19
     with pytest.raises(ValueError):
         parse_bytes("lots")
+
+
+def _shared_layers(rng: np.random.Generator) -> list[LayerChoices]:
+    """Two groups of identical layers (3 and 2) whose options share code, and a lone layer."""
+    layers = []
+    for group, members in (("a", 3), ("b", 2), (None, 1)):
+        opts = []
+        for j in range(4):
+            flash = int(rng.integers(200, 3000))
+            opts.append(
+                Option(
+                    cycles=float(rng.integers(100, 5000)),
+                    flash=flash,
+                    ram=0,
+                    ref=(group, j),
+                    shared=int(rng.integers(0, flash)) if group else 0,
+                )
+            )
+        layers += [LayerChoices(f"{group}{m}", list(opts), group=group) for m in range(members)]
+    return layers
+
+
+def _brute_shared(layers, flash_budget, fixed):
+    """Every combination, a group's shared bytes counted once per option picked."""
+    best = None
+    for combo in itertools.product(*(layer.options for layer in layers)):
+        flash = fixed + sum(o.flash - o.shared for o in combo)
+        flash += sum(
+            {
+                (layer.group, o.ref): o.shared for layer, o in zip(layers, combo, strict=True)
+            }.values()
+        )
+        if flash > flash_budget:
+            continue
+        cycles = sum(o.cycles for o in combo)
+        if best is None or (cycles, flash) < best:
+            best = (cycles, flash)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_shared_code_is_counted_once_and_the_choice_stays_exact(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    layers = _shared_layers(rng)
+    fixed = 300
+    lo = fixed + sum(min(o.flash for o in layer.options) for layer in layers) // 2
+    hi = fixed + sum(max(o.flash for o in layer.options) for layer in layers)
+    for frac in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        budget = int(lo + frac * (hi - lo))
+        want = _brute_shared(layers, budget, fixed)
+        if want is None:
+            with pytest.raises(InfeasibleBudget):
+                choose(layers, Budget(flash=budget), fixed)
+            continue
+        got = choose(layers, Budget(flash=budget), fixed)
+        assert got.cycles == want[0]
+        assert got.flash <= budget
+        assert got.flash == fixed + selection_flash(layers, got.picks)
+    # The whole front: every point is a combination's (cycles, flash), none dominated.
+    front = model_front(layers, fixed)
+    for cycles, flash in front:
+        assert _brute_shared(layers, flash, fixed)[0] == cycles
+
+
+def test_sharing_lets_identical_layers_take_the_fast_variant() -> None:
+    """Four identical layers: a fast variant with 2,000 B of shared code fits the budget
+    once, four copies would not."""
+    fast = Option(cycles=100.0, flash=2_300, ram=0, ref="fast", shared=2_000)
+    slow = Option(cycles=500.0, flash=400, ram=0, ref="slow", baseline=True)
+    layers = [LayerChoices(f"l{i}", [slow, fast], group="dw") for i in range(4)]
+    got = choose(layers, Budget(flash=3_300))
+    assert [p.ref for p in got.picks] == ["fast"] * 4
+    assert got.flash == 2_000 + 4 * 300
+    alone = [LayerChoices(f"l{i}", [slow, fast]) for i in range(4)]
+    assert choose(alone, Budget(flash=3_300)).cycles == 4 * 500  # 3 x 400 + 2,300 > 3,300
+
+
+def test_a_group_of_forty_is_solved_well_under_a_second() -> None:
+    rng = np.random.default_rng(7)
+    opts = [
+        Option(float(rng.integers(100, 5000)), int(f), 0, ref=j, shared=int(f) // 2)
+        for j, f in enumerate(rng.integers(500, 4000, 20))
+    ]
+    layers = [LayerChoices(f"l{i}", list(opts), group="fc") for i in range(40)]
+    start = time.perf_counter()
+    choose(layers, Budget(flash=60_000))
+    assert time.perf_counter() - start < 1.0

@@ -94,7 +94,7 @@ def test_a_budget_that_forces_the_baseline_says_what_it_costs() -> None:
         Budget(flash=1000 + 100 + 150),
         lambda _l, _t: None,
         layout,
-        lambda picks: Footprint(
+        lambda picks, _shared: Footprint(
             1000 + sum(t.code_bytes + t.rodata_bytes for t in picks.values()), 10
         ),
     )
@@ -111,7 +111,7 @@ def test_the_built_library_is_held_to_the_budget() -> None:
     a = [_trial(1, 1000, 100, True), _trial(2, 400, 300), _trial(3, 500, 200)]
     layout = Layout(fixed_flash=1000, fixed_ram=0, live={0: 0})
 
-    def measure(picks: dict[int, Trial]) -> Footprint:
+    def measure(picks: dict[int, Trial], shared: set[int]) -> Footprint:
         t = picks[0]
         return Footprint(1000 + t.code_bytes + t.rodata_bytes + 60, 0)
 
@@ -129,7 +129,7 @@ def test_ram_budget_filters_scratch() -> None:
     ]
     layout = Layout(fixed_flash=0, fixed_ram=32, live={0: 400})
 
-    def measure(picks: dict[int, Trial]) -> Footprint:
+    def measure(picks: dict[int, Trial], shared: set[int]) -> Footprint:
         return Footprint(100, 32 + 400 + json.loads(picks[0].params)["scratch"])
 
     got = choose_model(
@@ -151,7 +151,7 @@ def test_in_place_variants_count_the_arena_they_free() -> None:
     ]
     layout = Layout(fixed_flash=0, fixed_ram=0, live={0: 700}, inplace_saving={0: 300})
 
-    def measure(picks: dict[int, Trial]) -> Footprint:
+    def measure(picks: dict[int, Trial], shared: set[int]) -> Footprint:
         p = json.loads(picks[0].params)
         return Footprint(100, 700 + p["scratch"] - (300 if p["inplace"] else 0))
 
@@ -176,7 +176,7 @@ def test_front_plot_is_written(tmp_path: Path) -> None:
         Budget(flash=1250),
         lambda _l, _t: None,
         layout,
-        lambda p: Footprint(1000 + sum(t.code_bytes + t.rodata_bytes for t in p.values()), 0),
+        lambda p, _shared: Footprint(1000 + sum(t.code_bytes + t.rodata_bytes for t in p.values()), 0),
     )
     assert [(p[0], p[1]) for p in got.front] == [(1000.0, 1100), (500.0, 1200), (400.0, 1300)]
     path = write_front_plot(got, tmp_path / "front.png", "cycles (model x)", "test")
