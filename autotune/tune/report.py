@@ -333,6 +333,12 @@ def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
             f"- layer {r['layer']}: {r['template']} {r['params']} rejected (not bit-exact on "
             f"this layer's values: {r['reason']}); the next best was checked"
         )
+    for sh in sel.get("shared", []):
+        which = ", ".join(map(str, sh["layers"]))
+        lines.append(
+            f"- layers {which} run {'one function' if sh['ok'] else 'their own copies'} of "
+            f"{sh['template']} {sh['params']}: {sh['reason']}"
+        )
     return lines
 
 
