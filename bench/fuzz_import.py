@@ -330,15 +330,14 @@ _CHECKS: dict[tuple[bytes, int], Any] = {}
 _CHECKS_MAX, _CHECKS_MAX_BYTES = 1024, 1 << 20
 
 
-def cached_checks(graph: Any, layer_index: int, seed: int) -> Any:
-    """`CheckSet.for_layer`, computed once per distinct layer: a mutant changes one to three
-    places, so most of its layers are byte for byte those of earlier mutants, and their
-    check inputs and answers are a function of those bytes and the seed. Only small sets
+def cached_checks(blob: bytes, seed: int) -> Any:
+    """`CheckSet.for_model`, computed once per distinct layer model: a mutant changes one to
+    three places, so most of its layers are byte for byte those of earlier mutants, and
+    their seeded check inputs and answers are a function of those bytes and the seed (the
+    layer's input in the whole model is still computed for every mutant). Only small sets
     are kept, so that the cache cannot push the child into its memory limit."""
-    from autotune.model.extract import layers_model
     from autotune.tune.variant import CheckSet
 
-    blob = layers_model(graph, layer_index)
     key = (hashlib.blake2b(blob, digest_size=20).digest(), seed)
     checks = _CHECKS.get(key)
     if checks is None:
@@ -375,7 +374,7 @@ def run_steps(raw: bytes, name: str, seed: int) -> tuple[str, str, str]:
             outcomes.append(f"rejected: {exc}")
         step = "tune"
         target = plugins.get_target("cortex-m4")
-        layers, _specs, _checks = prepare_layers(graph, CHECK_SEED, cached_checks)
+        layers, _specs, _checks = prepare_layers(graph, CHECK_SEED, model_checks=cached_checks)
         if not any(r.status == "unsupported" for r in layers):
             with tempfile.TemporaryDirectory(prefix="fuzz-", dir=_SCRATCH) as work:
                 emit_library(graph, target, Path(work))

@@ -185,16 +185,16 @@ def _search_worker(
 def prepare_layers(
     graph: Graph,
     seed: int,
-    checks_for: Callable[[Graph, int, int], CheckSet] | None = None,
+    model_checks: Callable[[bytes, int], CheckSet] | None = None,
 ) -> tuple[list[LayerResult], dict[str, KernelSpec], dict[str, CheckSet]]:
     """Everything before the search: each layer classified, each distinct workload's spec
-    and check inputs (run through the reference, by `checks_for`; by default
-    `CheckSet.for_layer`, measured on the layer's input in the model). Nothing is compiled."""
-    if checks_for is None:
-        activations = functools.cache(lambda: model_activations(graph, seed))
+    and check inputs (`CheckSet.for_layer`, measured on the layer's input in the model, run
+    through the reference; `model_checks` stands for `CheckSet.for_model`). Nothing is
+    compiled."""
+    activations = functools.cache(lambda: model_activations(graph, seed))
 
-        def checks_for(g: Graph, index: int, s: int) -> CheckSet:
-            return CheckSet.for_layer(g, index, s, activations())
+    def checks_for(g: Graph, index: int, s: int) -> CheckSet:
+        return CheckSet.for_layer(g, index, s, activations(), model_checks)
 
     layers: list[LayerResult] = []
     specs: dict[str, KernelSpec] = {}

@@ -66,14 +66,16 @@ class CheckSet:
         layer_index: int,
         seed: int = 0,
         activations: dict[int, np.ndarray] | None = None,
+        from_model: Callable[[bytes, int], CheckSet] | None = None,
     ) -> CheckSet:
         """The layer's input in the whole model first (measured: a kernel whose time depends
         on its data is timed on what it sees in the library), then `for_model`'s seeded
         random, all -128 and all 127 inputs, through the reference.
 
-        ``activations`` is ``model_activations(graph, seed)`` when the caller has it."""
+        ``activations`` is ``model_activations(graph, seed)`` when the caller has it;
+        ``from_model`` stands for `for_model` (the fuzzer caches it by the layer's bytes)."""
         blob = layers_model(graph, layer_index)
-        checks = cls.for_model(blob, seed)
+        checks = (from_model or cls.for_model)(blob, seed)
         if activations is None:
             activations = model_activations(graph, seed)
         if activations is None:
