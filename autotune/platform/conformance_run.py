@@ -177,15 +177,17 @@ def conformance_layers() -> tuple:
 
 
 def _binary_model() -> bytes:
-    """ADD, MAX_POOL_2D and a 1x3 convolution, which the quick-start model does not have."""
+    """ADD, MAX_POOL_2D, a 1x3 convolution and a same-size 3x3 one (the in-place ring
+    template's case), which the quick-start model does not have."""
     from autotune.model.tflite_writer import ModelBuilder
 
     rng = np.random.default_rng(11)
-    b = ModelBuilder("autotune conformance: add, 1x3 convolution and max pool")
+    b = ModelBuilder("autotune conformance: add, 1x3 and 3x3 convolutions and max pool")
     x1 = b.tensor("x1", (1, 6, 6, 4), "int8", 0.05, 3)
     x2 = b.tensor("x2", (1, 6, 6, 4), "int8", 0.04, -2)
     a = b.tensor("sum", (1, 6, 6, 4), "int8", 0.08, 1)
     s = b.tensor("conv", (1, 6, 6, 4), "int8", 0.5, -3)
+    s3 = b.tensor("conv3x3", (1, 6, 6, 4), "int8", 0.5, 2)
     y = b.tensor("pooled", (1, 3, 3, 4), "int8", 0.5, -3)
     b.op("ADD", [x1, x2], [a], fused_activation_function="NONE")
     w_scale = np.full(4, 0.01, np.float32)
@@ -203,9 +205,23 @@ def _binary_model() -> bytes:
         dilation_w_factor=1,
         fused_activation_function="NONE",
     )
+    w3 = b.constant("w3", rng.integers(-127, 128, (4, 3, 3, 4)).astype(np.int8), w_scale, 0, axis=0)
+    bias3 = rng.integers(-500, 500, 4).astype(np.int32)
+    bi3 = b.constant("b3", bias3, (np.float32(0.5) * w_scale).astype(np.float32), 0)
+    b.op(
+        "CONV_2D",
+        [s, w3, bi3],
+        [s3],
+        padding="SAME",
+        stride_h=1,
+        stride_w=1,
+        dilation_h_factor=1,
+        dilation_w_factor=1,
+        fused_activation_function="NONE",
+    )
     b.op(
         "MAX_POOL_2D",
-        [s],
+        [s3],
         [y],
         padding="VALID",
         stride_h=2,

@@ -112,7 +112,10 @@ def test_without_a_budget_the_library_is_chosen_within_the_targets_flash(
     assert choice is not None and choice.budget.flash == room
     assert choice.flash is not None and choice.flash <= room  # the built library
     assert choice.cycles <= choice.baseline_cycles
-    picks = {i: Choice(t.template, json.loads(t.params)) for i, t in choice.picks.items()}
+    picks = {  # as the CLI builds it: shared where the choice measured sharing
+        i: Choice(t.template, json.loads(t.params), share=i in choice.share_layers)
+        for i, t in choice.picks.items()
+    }
     shipped = deploy(run.graph, small, tmp_path / "out", picks)
     assert shipped.verified_calls > 0  # linked into the small flash and bit-exact
     assert shipped.flash["total"] <= room
