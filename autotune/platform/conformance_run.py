@@ -191,34 +191,25 @@ def _binary_model() -> bytes:
     y = b.tensor("pooled", (1, 3, 3, 4), "int8", 0.5, -3)
     b.op("ADD", [x1, x2], [a], fused_activation_function="NONE")
     w_scale = np.full(4, 0.01, np.float32)
-    w = b.constant("w", rng.integers(-127, 128, (4, 1, 3, 4)).astype(np.int8), w_scale, 0, axis=0)
-    bias = rng.integers(-500, 500, 4).astype(np.int32)
-    bi = b.constant("b", bias, (np.float32(0.08) * w_scale).astype(np.float32), 0)
-    b.op(
-        "CONV_2D",
-        [a, w, bi],
-        [s],
-        padding="SAME",
-        stride_h=1,
-        stride_w=1,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function="NONE",
-    )
-    w3 = b.constant("w3", rng.integers(-127, 128, (4, 3, 3, 4)).astype(np.int8), w_scale, 0, axis=0)
-    bias3 = rng.integers(-500, 500, 4).astype(np.int32)
-    bi3 = b.constant("b3", bias3, (np.float32(0.5) * w_scale).astype(np.float32), 0)
-    b.op(
-        "CONV_2D",
-        [s, w3, bi3],
-        [s3],
-        padding="SAME",
-        stride_h=1,
-        stride_w=1,
-        dilation_h_factor=1,
-        dilation_w_factor=1,
-        fused_activation_function="NONE",
-    )
+    b_scales = {"w": 0.08, "w3": 0.5}  # the input scale of each convolution
+    # A 1x3 then a 3x3 SAME convolution, each per-channel quantized.
+    for name, kernel, src, dst in (("w", (1, 3), a, s), ("w3", (3, 3), s, s3)):
+        shape = (4, *kernel, 4)
+        w = b.constant(name, rng.integers(-127, 128, shape).astype(np.int8), w_scale, 0, axis=0)
+        bias = rng.integers(-500, 500, 4).astype(np.int32)
+        bias_scale = (np.float32(b_scales[name]) * w_scale).astype(np.float32)
+        bi = b.constant(f"b{name[1:]}", bias, bias_scale, 0)
+        b.op(
+            "CONV_2D",
+            [src, w, bi],
+            [dst],
+            padding="SAME",
+            stride_h=1,
+            stride_w=1,
+            dilation_h_factor=1,
+            dilation_w_factor=1,
+            fused_activation_function="NONE",
+        )
     b.op(
         "MAX_POOL_2D",
         [s3],
