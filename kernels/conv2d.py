@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune.emit.planner import inplace_shift
 from autotune.kernels.depthwise import FastRequant, fast_requant, requant_expr
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
@@ -135,11 +136,9 @@ class _ConvBase(KernelTemplate):
             "reused by every output channel",
         )
 
-        d = spec.dims
-        same_grid = (d["in_h"], d["in_w"]) == (d["out_h"], d["out_w"])
         s.add(
             "inplace",
-            [False, True] if self.modes == ("pointwise",) and same_grid else [False],
+            [False, True] if self.modes == ("pointwise",) else [False],
             False,
             "1x1: each pixel block's inputs read (into scratch) before its outputs are "
             "written over them: the output may share the input's storage",
@@ -286,6 +285,22 @@ class _ConvBase(KernelTemplate):
 
     def in_place(self, spec: KernelSpec, target: Target, params: Point) -> int:
         return 1 if params.get("inplace") else 0
+
+    def in_place_shift(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        """A strided 1x1 reads output pixel q's input at pixel (s_h * oy, s_w * ox): blocks
+        of pixels are read (into scratch) before written, so the outputs up to pixel q
+        must end before the input pixel that q reads begins, for every q; the least input
+        start - output start for which that holds (often 0: a strided 1x1 reads ahead)."""
+        d = spec.dims
+        if (d["stride_h"], d["stride_w"]) == (1, 1):
+            return super().in_place_shift(spec, target, params)
+        b, oy, ox = np.meshgrid(
+            np.arange(d["batches"]), np.arange(d["out_h"]), np.arange(d["out_w"]), indexing="ij"
+        )
+        q = ((b * d["out_h"] + oy) * d["out_w"] + ox).reshape(-1).astype(np.int64)
+        src = (b * d["in_h"] + oy * d["stride_h"]) * d["in_w"] + ox * d["stride_w"]
+        need = q * d["out_c"] - src.reshape(-1).astype(np.int64) * d["in_c"]
+        return inplace_shift(0, max(0, int(need.max())))
 
     def scratch_bytes(self, spec: KernelSpec, target: Target, params: Point) -> int:
         d = spec.dims

@@ -38,10 +38,11 @@ class LayerCode:
     state: list[int] = field(default_factory=list)
     scratch_bytes: int = 0
     # (input tensor, output tensor) pairs the function may compute in place: with the
-    # input starting at least planner.inplace_shift after the output, a multiple of
-    # inplace_step bytes after it.
+    # input starting at least inplace_shift (default: planner.inplace_shift of the sizes)
+    # after the output, a multiple of inplace_step bytes after it.
     inplace: list[tuple[int, int]] = field(default_factory=list)
     inplace_step: int = 1
+    inplace_shift: int | None = None
     # The output is the input's bytes under another shape (RESHAPE): no call at all.
     alias: bool = False
     description: str = ""

@@ -181,15 +181,17 @@ def layer_code(
         if template is not None:
             if render:
                 rendered = template.render(spec, target, params, fn)
-                source, scratch, in_place = (
+                source, scratch, in_place, shift = (
                     rendered.source,
                     rendered.scratch_bytes,
                     rendered.in_place,
+                    rendered.in_place_shift,
                 )
             else:
                 source = ""
                 scratch = template.scratch_bytes(spec, target, params)
                 in_place = template.in_place(spec, target, params)
+                shift = template.in_place_shift(spec, target, params) if in_place else 0
             inputs, outputs, state = layer_io(graph, layer)
             return LayerCode(
                 function=fn,
@@ -200,6 +202,7 @@ def layer_code(
                 scratch_bytes=scratch,
                 inplace=[(i, outputs[0]) for i in inputs] if in_place else [],
                 inplace_step=max(1, in_place),
+                inplace_shift=shift if in_place else None,
                 description=f"{template.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()),
                 headers=template.headers(),
                 opt=str(params.get("opt", toolchain.DEFAULT_OPT)),

@@ -147,14 +147,17 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
 
     # In place where the input (all of its bytes' names) is read for the last time here.
     # One pair at most: two inputs (or two outputs) alive together cannot share storage.
-    pairs: list[tuple[int, int, int, int]] = []  # layer, input, output, step
+    pairs: list[tuple[int, int, int, int, int]] = []  # layer, input, output, step, shift
     for layer, code in zip(graph.layers, codes, strict=True):
         for i, o in [] if code.alias else code.inplace:
             if i in external or o in external:
                 continue
             if group_last.get(groups.find(i), last.get(i)) != layer.index:
                 continue
-            pairs.append((layer.index, i, o, code.inplace_step))
+            shift = code.inplace_shift
+            if shift is None:
+                shift = inplace_shift(graph.tensors[i].nbytes, graph.tensors[o].nbytes)
+            pairs.append((layer.index, i, o, code.inplace_step, shift))
             break
 
     members: dict[int, list[int]] = {}
@@ -187,14 +190,14 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
             index,
             f"t{groups.find(i)}",
             f"t{groups.find(o)}",
-            inplace_shift(graph.tensors[i].nbytes, graph.tensors[o].nbytes),
+            _align(shift),
             math.lcm(ALIGN, step),
         )
-        for index, i, o, step in pairs
+        for index, i, o, step, shift in pairs
     ]
     placed = _place(buffers, inplace)
     where = {b.name: b for b in placed}
-    for rule, (index, i, o, _step) in zip(inplace, pairs, strict=True):
+    for rule, (index, i, o, _step, _shift) in zip(inplace, pairs, strict=True):
         a, b = where[rule.input], where[rule.output]
         if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
             op = graph.layers[index].op

@@ -25,6 +25,7 @@ from autotune import __version__
 from autotune.codegen import INCLUDE_DIR as INCLUDE_DIR
 from autotune.codegen import KERNELS_DIR, environment
 from autotune.codegen import c_array as c_array
+from autotune.emit.planner import inplace_shift
 from autotune.platform.target import Target
 from autotune.tune.space import Point, Space
 from autotune.tune.spec import KernelSpec
@@ -40,8 +41,9 @@ class Rendered:
     inputs: tuple[str, ...] = ("input",)  # names of the runtime inputs, in call order
     notes: tuple[str, ...] = field(default_factory=tuple)
     # 0, or the kernel may be called with its output over its input: the input starting
-    # at least planner.inplace_shift bytes after the output, a multiple of in_place bytes.
+    # at least in_place_shift bytes after the output, a multiple of in_place bytes.
     in_place: int = 0
+    in_place_shift: int = 0
 
 
 def pack_int16_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -107,6 +109,13 @@ class KernelTemplate(ABC):
         verified that way."""
         return 0
 
+    def in_place_shift(self, spec: KernelSpec, target: Target, params: Point) -> int:
+        """How far (bytes, a multiple of planner.ALIGN) an in-place point's input must start
+        after its output: planner.inplace_shift of the sizes, for a kernel whose output
+        unit p reads input unit p. A kernel that reads further ahead (a strided 1x1
+        convolution) says how much less or more it needs."""
+        return inplace_shift(spec.input_sizes[0], spec.output_size)
+
     def input_names(self, spec: KernelSpec) -> tuple[str, ...]:
         return ("input",)
 
@@ -135,6 +144,7 @@ class KernelTemplate(ABC):
             scratch_bytes=self.scratch_bytes(spec, target, params),
             inputs=self.input_names(spec),
             in_place=self.in_place(spec, target, params),
+            in_place_shift=self.in_place_shift(spec, target, params),
         )
 
     def content_hash(self) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from autotune.emit.planner import inplace_shift
 from autotune.errors import AutotuneError
 from autotune.model.arrays import check_calls
 from autotune.model.extract import external_inputs, layers_model
@@ -181,7 +180,7 @@ def inplace_input(spec: KernelSpec, rendered: Rendered) -> int | None:
     and checked over it, as the library's plan places it), or None."""
     if not rendered.in_place:
         return None
-    return inplace_shift(spec.input_sizes[0], spec.output_size)
+    return rendered.in_place_shift
 
 
 def harness_feed(

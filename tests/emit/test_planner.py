@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from autotune.emit.layer_code import LayerCode, layer_io
+from autotune.emit.library import Choice, layer_code
 from autotune.emit.planner import ALIGN, Buffer, Plan, check_plan, plan_memory
 from autotune.model.graph import Graph, Layer, Tensor
-from autotune.model.tflite_import import load_model
+from autotune.model.tflite_import import load_model, parse_model
+from autotune.model.tflite_writer import ModelBuilder
+from autotune.platform import plugins
 from autotune.reference.oracle import tflm_arena
+from autotune.tune.spec import build_spec
 from tests.conftest import shared_model
 
 
@@ -161,3 +166,57 @@ def test_in_place_is_refused_where_the_input_is_read_later() -> None:
     plan = plan_memory(g, codes_for(g, inplace=True))
     assert check_plan(plan) == [] and plan.inplace == []
     assert plan.offsets[1] == plan.offsets[2] != plan.offsets[3]
+
+
+def strided_chain(oc: int) -> Graph:
+    """x -> 1x1 -> t1 (8x6x4) -> 1x1 stride 2 -> t2 (4x3xoc) -> 1x1 -> y."""
+    rng = np.random.default_rng(oc)
+    b = ModelBuilder()
+    shapes = [(1, 8, 6, 4), (1, 8, 6, 4), (1, 4, 3, oc), (1, 4, 3, 4)]
+    ts = [b.tensor(f"t{i}", s, "int8", 0.05, 0) for i, s in enumerate(shapes)]
+    for i, stride in enumerate((1, 2, 1)):
+        ic, n = shapes[i][3], shapes[i + 1][3]
+        w = b.constant(f"w{i}", rng.integers(-127, 128, (n, 1, 1, ic)).astype(np.int8), 0.01, 0)
+        bias = b.constant(f"b{i}", np.zeros(n, np.int32), np.full(n, 5e-4), 0)
+        b.op(
+            "CONV_2D",
+            [ts[i], w, bias],
+            [ts[i + 1]],
+            padding="VALID",
+            stride_h=stride,
+            stride_w=stride,
+        )
+    b.inputs(ts[0])
+    b.outputs(ts[3])
+    return parse_model(b.build())
+
+
+@pytest.mark.parametrize(("oc", "shift"), [(8, 0), (24, 112)])
+def test_strided_pointwise_in_place_where_it_reads_ahead(oc: int, shift: int) -> None:
+    """A 1x1 stride 2 layer reads input pixel (2i, 2j) for output pixel (i, j): doubling
+    the channels its output may start with its input (it never catches up); a 6x wider
+    output must start 112 bytes before it (pixel (3, 2) ends at 12 x 24, its input (6, 4)
+    starts at 40 x 4), and the plan refuses anything closer."""
+    graph = strided_chain(oc)
+    target = plugins.get_target("cortex-m4")
+    pointwise = plugins.get_kernel("conv2d_pointwise")
+    spec = build_spec(graph, graph.layers[1])
+    point = {**pointwise.space(spec, target).baseline(), "inplace": True}
+    choices = {1: Choice(pointwise.name, point)}
+    codes = [
+        layer_code(graph, layer, target, choices.get(layer.index), render=False)
+        for layer in graph.layers
+    ]
+    assert codes[1].inplace_shift == shift
+    plan = plan_memory(graph, codes)
+    assert check_plan(plan) == []
+    t1, t2 = (next(b for b in plan.buffers if b.tensors == [t]) for t in (1, 2))
+    assert any("computed over" in n for n in plan.notes)
+    assert t1.offset - t2.offset >= shift and t1.offset < t2.offset + t2.size
+    scratch = sum(b.size for b in plan.buffers if b.name.startswith("scratch"))
+    assert plan.arena_bytes <= max(shift + t1.size, t2.size) + scratch
+    rule = plan.inplace[0]
+    assert rule.allows(shift, 0) and (shift == 0 or not rule.allows(shift - ALIGN, 0))
+    if shift:
+        t1.offset, t2.offset = shift - ALIGN, 0
+        assert check_plan(plan) != []

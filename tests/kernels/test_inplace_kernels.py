@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotune.emit.planner import inplace_shift
 from autotune.kernels.conv2d import TEMPLATES as CONV_TEMPLATES
 from autotune.kernels.depthwise_inplace import TEMPLATES as DW_TEMPLATES
 from autotune.model.tflite_import import parse_model
@@ -37,6 +36,9 @@ POINTWISE_CASES = {
     "shrink-odd-width": (3, 5, 12, 8, 1, 1, 1, "VALID", 1, "NONE", True),
     "expand": (4, 3, 8, 20, 1, 1, 1, "VALID", 1, "RELU6", True),
     "same-width-k-not-4": (2, 7, 6, 6, 1, 1, 1, "VALID", 1, "RELU", False),
+    # Strided: output pixel (i, j) reads input pixel (2i, 2j), ahead of the output.
+    "stride2-double": (8, 6, 8, 16, 1, 1, 2, "VALID", 1, "NONE", True),
+    "stride2-wide-odd": (5, 4, 4, 24, 1, 1, 2, "SAME", 1, "RELU", True),
 }
 RING_CASES = {
     "3x3-same": (6, 5, 8, 8, 3, 3, 1, "SAME", 1, "RELU", True),
@@ -82,10 +84,10 @@ def in_place_points(template: KernelTemplate, spec: KernelSpec) -> list[dict]:
 
 
 def run_in_place(
-    lib: ctypes.CDLL, fn: str, spec: KernelSpec, scratch: int, x: np.ndarray
+    lib: ctypes.CDLL, fn: str, spec: KernelSpec, scratch: int, x: np.ndarray, shift: int
 ) -> np.ndarray:
-    """Call fn with the input inside the output's buffer, where the planner puts it."""
-    shift = inplace_shift(spec.input_sizes[0], spec.output_size)
+    """Call fn with the input `shift` bytes into the output's buffer (the planner puts it
+    there, or further)."""
     buf = np.full(max(spec.output_size, shift + x.size), 0x55, np.int8)
     buf[shift : shift + x.size] = x.reshape(-1)
     pad = np.zeros(max(4, scratch), np.int8)
@@ -106,7 +108,7 @@ def assert_in_place_bit_exact(template: KernelTemplate, graph, spec, work: Path)
     want = Interpreter(graph).invoke([x])[0].reshape(-1)
     assert np.count_nonzero((want > -128) & (want < 127)) > want.size // 4
     for r in rendered:
-        got = run_in_place(lib, r.function, spec, r.scratch_bytes, x)
+        got = run_in_place(lib, r.function, spec, r.scratch_bytes, x, r.in_place_shift)
         assert np.array_equal(got, want), (r.params, int((got != want).sum()))
     return len(rendered)
 
@@ -130,11 +132,33 @@ def test_depthwise_in_place_is_bit_exact(case: str, tmp_path: Path) -> None:
     assert assert_in_place_bit_exact(DEPTHWISE, graph, spec, tmp_path) >= 2
 
 
+def test_strided_pointwise_needs_exactly_its_shift(tmp_path: Path) -> None:
+    """A 1x1 stride 2 doubling the channels reads ahead of its output (shift 0); a much
+    wider one writes past input pixels not read yet unless the input starts 48 bytes
+    after the output (output pixel (2, 1) ends at 5 x 24, its input (4, 2) starts at
+    18 x 4): 16 bytes less corrupts the result."""
+    graph, spec = pointwise_case("stride2-double")
+    point = {**POINTWISE.space(spec, HOST).baseline(), "inplace": True}
+    assert POINTWISE.in_place_shift(spec, HOST, point) == 0
+    graph, spec = pointwise_case("stride2-wide-odd")
+    assert POINTWISE.in_place_shift(spec, HOST, point) == 48
+    rendered = POINTWISE.render(spec, HOST, point, "k0")
+    lib = compile_host_library([rendered], tmp_path, "shift", opt="-O2")
+    x = np.random.default_rng(7).integers(-128, 128, graph.input_tensors[0].shape)
+    x = x.astype(np.int8)
+    want = Interpreter(graph).invoke([x])[0].reshape(-1)
+    got = run_in_place(lib, "k0", spec, rendered.scratch_bytes, x, 48)
+    assert np.array_equal(got, want)
+    short = run_in_place(lib, "k0", spec, rendered.scratch_bytes, x, 32)
+    assert not np.array_equal(short, want)
+
+
 def test_in_place_is_offered_only_where_the_access_pattern_allows() -> None:
     strided = parse_model(conv_model((6, 6, 8, 8, 1, 1, 2, "VALID", 1, "NONE", True), seed=1))
     spec = build_spec(strided, strided.layers[0])
     assert spec is not None
-    assert choices(POINTWISE, spec)["inplace"] == (False,)
+    assert choices(POINTWISE, spec)["inplace"] == (False, True)
+    assert choices(RING, spec)["inplace"] == (False,)
     multiplier = parse_model(depthwise_model((1, 5, 5, 3), (3, 3), multiplier=2))
     spec = build_spec(multiplier, multiplier.layers[0])
     assert spec is not None and not DEPTHWISE.applies(spec, HOST)
@@ -171,6 +195,13 @@ def test_dsp_in_place_variants_are_checked_over_their_input_in_the_emulator(
         "inplace": True,
     }
     for point in (widened, {**widened, "asm": False, "widen": False, "block_oc": 4}):
+        m = evaluator.evaluate(POINTWISE, point)
+        assert m.ok, (point, m.status, m.reason)
+    graph, spec = pointwise_case("stride2-wide-odd")  # the input 48 bytes into the output
+    evaluator = Evaluator(
+        spec, target, CheckSet.for_layer(graph, 0, seed=4), tmp_path / "pw2", runner
+    )
+    for point in (widened, {**widened, "asm": False, "widen": False}):
         m = evaluator.evaluate(POINTWISE, point)
         assert m.ok, (point, m.status, m.reason)
     graph, spec = pointwise_case("3x3-expand")
