@@ -45,6 +45,9 @@ class LayerCode:
     inplace_shift: int | None = None
     # The output is the input's bytes under another shape (RESHAPE): no call at all.
     alias: bool = False
+    # Called by that layer's function, not by the network (a fused block's part): its
+    # tensors are the fused function's business, not the arena's.
+    part_of: int | None = None
     description: str = ""
     headers: list[Path] = field(default_factory=list)  # headers to ship beside the source
     opt: str = "-O2"  # the optimisation level this file is compiled with (its variant's)

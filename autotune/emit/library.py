@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from autotune import __version__
+from autotune.emit import fuse, share
 from autotune.emit import ops as _ops  # noqa: F401  (registers the op emitters)
-from autotune.emit import share
 from autotune.emit.layer_code import EMITTERS, LayerCode, c_type, layer_io
 from autotune.emit.ops.shape import const_array
 from autotune.emit.planner import Plan, check_plan, plan_memory
@@ -213,6 +213,47 @@ def layer_code(
     return emitter(graph, layer, fn)
 
 
+def library_codes(
+    graph: Graph,
+    target: Target,
+    choices: dict[int, Choice],
+    name: str = DEFAULT_NAME,
+    render: bool = True,
+) -> list[LayerCode]:
+    """Every layer's code: layer_code, except the residual blocks whose ADD's choice is
+    fuse.FUSED (the block's three layers from fuse.fused_codes)."""
+    codes: dict[int, LayerCode] = {}
+    fused = [i for i, c in choices.items() if c.template == fuse.FUSED]
+    blocks = {b.add: b for b in fuse.residual_blocks(graph)} if fused else {}
+    for index in fused:
+        block = blocks.get(index)
+        if block is None:
+            layer = graph.layers[index]
+            raise AutotuneError(
+                f"layer {index} ({layer.op}) does not end a residual block that can run row by row"
+            )
+        members = (block.first, block.second, block.add)
+        fa, fb, fc = (layer_function(graph.layers[i], name) for i in members)
+        parts = fuse.fused_codes(
+            graph, block, target, (fa, fb, fc), _preferred(choices, block), render
+        )
+        codes.update(zip(members, parts, strict=True))
+    return [
+        codes.get(layer.index)
+        or layer_code(graph, layer, target, choices.get(layer.index), name, render)
+        for layer in graph.layers
+    ]
+
+
+def _preferred(choices: dict[int, Choice], block: fuse.ResidualBlock) -> dict[int, tuple]:
+    """The fused block's convolutions' own choices: their variants where they apply."""
+    return {
+        i: (choices[i].template, choices[i].params)
+        for i in (block.first, block.second)
+        if i in choices and choices[i].template != fuse.FUSED
+    }
+
+
 def baseline_choices(graph: Graph, target: Target) -> dict[int, Choice]:
     """Every tunable layer at its baseline (the reference-style loop): the whole-model
     baseline that tuned libraries are compared with."""
@@ -283,6 +324,14 @@ def small_choices(graph: Graph, target: Target) -> dict[int, Choice]:
                     best = (key, Choice(template.name, point))
         if best is not None:
             choices[layer.index] = best[1]
+    # Residual blocks row by row, where that needs less than the two tensors it drops.
+    for block in fuse.residual_blocks(graph):
+        codes = fuse.fused_codes(
+            graph, block, target, ("a", "b", "c"), _preferred(choices, block), False
+        )
+        dropped = graph.tensors[block.t1].nbytes + graph.tensors[block.t2].nbytes
+        if codes[2].scratch_bytes < dropped:
+            choices[block.add] = Choice(fuse.FUSED, {})
     return choices
 
 
@@ -310,9 +359,7 @@ def emit_library(
     choices = choices or {}
     model_dir = Path(out_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    codes = [
-        layer_code(graph, layer, target, choices.get(layer.index), name) for layer in graph.layers
-    ]
+    codes = library_codes(graph, target, choices, name)
     plan = plan_memory(graph, codes)
     problems = check_plan(plan)
     if problems:
@@ -596,6 +643,8 @@ def _main_source(
     lines.append("    }")
     for layer, code in zip(graph.layers, codes, strict=True):
         lines.append(f"    /* {layer.index}: {layer.op} {code.description} */".rstrip())
+        if code.part_of is not None:
+            continue
         if code.alias:
             src, dst = code.inputs[0], code.outputs[0]
             if plan.home.get(src) != plan.home.get(dst):

@@ -110,6 +110,8 @@ def plan_memory(graph: Graph, codes: list[LayerCode]) -> Plan:
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for layer, code in zip(graph.layers, codes, strict=True):
+        if code.part_of is not None:
+            continue  # runs inside another layer's call, on that layer's scratch
         for t in code.inputs:
             first.setdefault(t, -1)
             last[t] = max(last.get(t, -1), layer.index)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB
-from autotune.emit.library import baseline_choices, layer_code, small_choices
+from autotune.emit.library import baseline_choices, layer_code, library_codes, small_choices
 from autotune.emit.planner import plan_memory
 from autotune.errors import AutotuneError
 from autotune.model.graph import Graph, Layer
@@ -134,11 +134,7 @@ def _expected(graph: Graph, layer: Layer, target: Target) -> LayerEstimate:
 def _small_arena(graph: Graph, target: Target) -> int:
     """The arena of the library of least RAM the planner reaches without a search
     (in-place variants where the data flow allows, the least scratch elsewhere)."""
-    choices = small_choices(graph, target)
-    codes = [
-        layer_code(graph, layer, target, choices.get(layer.index), render=False)
-        for layer in graph.layers
-    ]
+    codes = library_codes(graph, target, small_choices(graph, target), render=False)
     return plan_memory(graph, codes).arena_bytes
 
 
