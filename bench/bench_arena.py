@@ -3,8 +3,9 @@
     python bench/bench_arena.py [--target cortex-m4] [--models NAME ...] [--json FILE]
 
 For each model, the library of `library.small_choices` (per tunable layer the variant
-that computes in place where the data flow allows, else the least scratch; no search,
-so its cycles are not the point) is emitted, built and run on the target's simulator,
+that computes in place where the data flow allows, else the least scratch, and residual
+blocks computed row by row (emit/fuse.py); no search, so its cycles are not the point)
+is emitted, built and run on the target's simulator,
 checked bit-exact with the reference (fresh calls, the extremes, and five stateful
 calls for LSTM models), and its arena + state (from the ELF) set against
 tflite-micro's whole arena for the same model (`reference.oracle.tflm_arena`: the

@@ -25,6 +25,7 @@ from typing import Any
 
 from autotune.emit.layer_code import LayerCode
 from autotune.emit.ops.shape import render
+from autotune.errors import AutotuneError
 from autotune.model.graph import Graph
 from autotune.platform import plugins
 from autotune.platform.target import Target
@@ -34,6 +35,10 @@ from autotune.tune.template import KernelTemplate
 
 # The Choice.template that marks an ADD layer as a fused block's (library.Choice).
 FUSED = "residual_rows"
+
+
+class NotFusable(AutotuneError):
+    """A block's layer has no template that computes its rows on this target."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,9 @@ def _variant(
             and t.space(spec, target).check(p) is None
         ):
             return t, p
-    raise RuntimeError(f"no {spec.op} template computes layer {spec.layer_index}'s rows")
+    raise NotFusable(
+        f"layer {spec.layer_index} ({spec.op}): no template computes its rows for {target.name}"
+    )
 
 
 def _align4(n: int) -> int:

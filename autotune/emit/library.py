@@ -326,9 +326,12 @@ def small_choices(graph: Graph, target: Target) -> dict[int, Choice]:
             choices[layer.index] = best[1]
     # Residual blocks row by row, where that needs less than the two tensors it drops.
     for block in fuse.residual_blocks(graph):
-        codes = fuse.fused_codes(
-            graph, block, target, ("a", "b", "c"), _preferred(choices, block), False
-        )
+        try:
+            codes = fuse.fused_codes(
+                graph, block, target, ("a", "b", "c"), _preferred(choices, block), False
+            )
+        except fuse.NotFusable:
+            continue
         dropped = graph.tensors[block.t1].nbytes + graph.tensors[block.t2].nbytes
         if codes[2].scratch_bytes < dropped:
             choices[block.add] = Choice(fuse.FUSED, {})

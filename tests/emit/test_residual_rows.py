@@ -27,10 +27,14 @@ from tests.emit.test_inplace_library import need
 from tests.kernels.hostc import HOST
 
 
-def residual_model(extra_reader: bool = False) -> bytes:
+def residual_model(
+    extra_reader: bool = False, inner: bool = True, ka: int = 3, kb: int = 5
+) -> bytes:
     """x -> conv 3x3 -> x1 (8x8x4); x1 -> conv 3x3 (4 -> 6) -> t1 -> conv 5x3 (6 -> 4)
     -> t2; y = x1 + t2; y -> conv 1x1 -> out. With extra_reader, a MUL reads x1 too
-    (y * x1 replaces y downstream): x1 must then stay whole."""
+    (y * x1 replaces y downstream): x1 must then stay whole. inner=False: the block
+    alone, x1 the model's input and y its output (the caller's buffers). ka, kb: the
+    convolutions' kernel heights."""
     rng = np.random.default_rng(11)
     b = ModelBuilder()
 
@@ -56,22 +60,24 @@ def residual_model(extra_reader: bool = False) -> bytes:
         )
 
     x = act("x", 4, 0.05)
-    x1 = act("x1", 4, 0.3)
+    x1 = act("x1", 4, 0.3) if inner else x
     t1 = act("t1", 6, 0.25)
     t2 = act("t2", 4, 0.35)
     y = act("y", 4, 0.4)
     out = act("out", 4, 0.5)
-    conv(x, x1, 3, 3, 4, 4)
-    conv(x1, t1, 3, 3, 4, 6, relu=True)
-    conv(t1, t2, 5, 3, 6, 4)
+    if inner:
+        conv(x, x1, 3, 3, 4, 4)
+    conv(x1, t1, ka, 3, 4, 6, relu=True)
+    conv(t1, t2, kb, 3, 6, 4)
     b.op("ADD", [x1, t2], [y])
     if extra_reader:
         z = act("z", 4, 0.6)
         b.op("MUL", [y, x1], [z])
         y = z
-    conv(y, out, 1, 1, 4, 4)
+    if inner:
+        conv(y, out, 1, 1, 4, 4)
     b.inputs(x)
-    b.outputs(out)
+    b.outputs(out if inner else y)
     return b.build()
 
 
@@ -80,6 +86,10 @@ def test_the_block_is_found_only_where_its_input_is_read_by_the_block_alone() ->
     (block,) = fuse.residual_blocks(graph)
     assert (block.first, block.second, block.add) == (1, 2, 3) and block.x_first
     assert not fuse.residual_blocks(parse_model(residual_model(extra_reader=True)))
+    # A 5-row first kernel reads x two rows below t1's row, the 3-row second one reads t1
+    # one row below y's: y's row r would overwrite x's row r while t1's next row reads it.
+    assert not fuse.residual_blocks(parse_model(residual_model(ka=5, kb=3)))
+    assert fuse.residual_blocks(parse_model(residual_model(ka=5, kb=5)))
     with pytest.raises(Exception, match="does not end a residual block"):
         library_codes(
             parse_model(residual_model(extra_reader=True)), HOST, {3: Choice(fuse.FUSED, {})}
@@ -118,10 +128,12 @@ def run_host_library(graph, choices, work: Path, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_fused_block_is_bit_exact_on_the_host(tmp_path: Path) -> None:
-    graph = parse_model(residual_model())
+@pytest.mark.parametrize("inner", [True, False])
+def test_fused_block_is_bit_exact_on_the_host(inner: bool, tmp_path: Path) -> None:
+    graph = parse_model(residual_model(inner=inner))
     choices = small_choices(graph, HOST)
-    assert choices[3].template == fuse.FUSED
+    (block,) = fuse.residual_blocks(graph)
+    assert choices[block.add].template == fuse.FUSED
     rng = np.random.default_rng(2)
     for k in range(3):
         x = rng.integers(-128, 128, graph.input_tensors[0].shape).astype(np.int8)
