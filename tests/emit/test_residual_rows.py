@@ -28,13 +28,13 @@ from tests.kernels.hostc import HOST
 
 
 def residual_model(
-    extra_reader: bool = False, inner: bool = True, ka: int = 3, kb: int = 5
+    extra_reader: bool = False, inner: bool = True, ka: int = 3, kb: int = 5, x_first: bool = True
 ) -> bytes:
     """x -> conv 3x3 -> x1 (8x8x4); x1 -> conv 3x3 (4 -> 6) -> t1 -> conv 5x3 (6 -> 4)
     -> t2; y = x1 + t2; y -> conv 1x1 -> out. With extra_reader, a MUL reads x1 too
     (y * x1 replaces y downstream): x1 must then stay whole. inner=False: the block
     alone, x1 the model's input and y its output (the caller's buffers). ka, kb: the
-    convolutions' kernel heights."""
+    convolutions' kernel heights; x_first=False: y = t2 + x1."""
     rng = np.random.default_rng(11)
     b = ModelBuilder()
 
@@ -69,7 +69,7 @@ def residual_model(
         conv(x, x1, 3, 3, 4, 4)
     conv(x1, t1, ka, 3, 4, 6, relu=True)
     conv(t1, t2, kb, 3, 6, 4)
-    b.op("ADD", [x1, t2], [y])
+    b.op("ADD", [x1, t2] if x_first else [t2, x1], [y])
     if extra_reader:
         z = act("z", 4, 0.6)
         b.op("MUL", [y, x1], [z])
@@ -128,9 +128,18 @@ def run_host_library(graph, choices, work: Path, x: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("inner", [True, False])
-def test_fused_block_is_bit_exact_on_the_host(inner: bool, tmp_path: Path) -> None:
-    graph = parse_model(residual_model(inner=inner))
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict(),
+        dict(inner=False),  # the block between the caller's buffers
+        dict(ka=2, kb=2, x_first=False),  # even kernels: no top padding
+        dict(ka=5, kb=5, x_first=False),
+    ],
+    ids=["3-5", "3-5-caller", "2-2-t2-first", "5-5-t2-first"],
+)
+def test_fused_block_is_bit_exact_on_the_host(shape: dict, tmp_path: Path) -> None:
+    graph = parse_model(residual_model(**shape))
     choices = small_choices(graph, HOST)
     (block,) = fuse.residual_blocks(graph)
     assert choices[block.add].template == fuse.FUSED
