@@ -115,7 +115,8 @@ def test_fused_block_drops_its_tensors_from_the_arena() -> None:
 def run_host_library(graph, choices, work: Path, x: np.ndarray) -> np.ndarray:
     lib = emit_library(graph, HOST, work / "model", choices, name="res")
     so = work / "res.so"
-    flags = ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Wmissing-prototypes", "-Werror"]
+    warnings = ["-Wall", "-Wextra", "-Wmissing-prototypes", "-Wshadow", "-Werror"]
+    flags = ["-O2", "-shared", "-fPIC", *warnings]
     subprocess.run(
         ["gcc", *flags, "-I", str(INCLUDE_DIR), "-o", str(so), *map(str, lib.sources)],
         check=True,
