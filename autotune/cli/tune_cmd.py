@@ -310,7 +310,17 @@ def command(
     if part and flash_budget is None and ram_budget is None and objective == "cycles":
         budget = part_budget(plugins.get_part(part))
     options = TuneOptions(
-        target, trials, jobs, timeout, db_url, retune, seed, flash_limit, runner, part, budget,
+        target,
+        trials,
+        jobs,
+        timeout,
+        db_url,
+        retune,
+        seed,
+        flash_limit,
+        runner,
+        part,
+        budget,
         readonly=(*db_readonly, *([SHIPPED] if shipped_enabled() else [])),
     )
     console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())  # logs: whole lines
@@ -333,13 +343,9 @@ def command(
     report = write_outputs(run, out_dir, library_name=library_name)
     if library_name is not None:
         shared = run.choice.share_layers if run.choice is not None else set()
-        choices = {
-            layer.index: Choice(
-                layer.best.template, json.loads(layer.best.params), share=layer.index in shared
-            )
-            for layer in run.layers
-            if layer.best is not None
-        }
+        choices = Choice.from_trials(
+            {layer.index: layer.best for layer in run.layers if layer.best is not None}, shared
+        )
         isolated = {
             layer.index: layer.best.cycles
             for layer in run.layers

@@ -13,6 +13,7 @@ live in their own static buffers so that they persist across invocations.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -81,6 +82,13 @@ class Choice:
     # May this layer run one function with the other layers of the same code (its
     # constants passed in)? Only where sharing was measured to cost at most 1%.
     share: bool = False
+
+    @classmethod
+    def from_trials(cls, picks: dict[int, Any], shared: set[int]) -> dict[int, Choice]:
+        """Per layer, the library's choice of a tuning pick (a results-DB trial)."""
+        return {
+            i: cls(t.template, json.loads(t.params), share=i in shared) for i, t in picks.items()
+        }
 
 
 @dataclass

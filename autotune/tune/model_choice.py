@@ -109,6 +109,7 @@ class ModelChoice:
     rejected: list[Rejection] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)  # layers the budget held below their best
     shared: list[SharedPick] = field(default_factory=list)  # functions run by several layers
+    defaults: list[str] = field(default_factory=list)  # budgets set for the user, and why
 
     @property
     def share_layers(self) -> set[int]:
@@ -132,6 +133,7 @@ class ModelChoice:
             "rejected": [dataclasses.asdict(r) for r in self.rejected],
             "forced": self.forced,
             "shared": [dataclasses.asdict(s) for s in self.shared],
+            "defaults": self.defaults,
         }
 
 
@@ -359,21 +361,19 @@ def choose_model(
         if measure is None or (budget.flash is None and budget.ram is None):
             break
         footprint = measure(picks, share_layers(picks))
-        over_flash = (
-            footprint.flash - effective.flash
-            if budget.flash is not None and effective.flash is not None
-            else 0
-        )
-        over_ram = footprint.ram - budget.ram if budget.ram is not None else 0
         if footprint.flash <= (budget.flash or footprint.flash) and footprint.ram <= (
             budget.ram or footprint.ram
         ):
             break
-        # The estimate was short of what the build needs: tighten by the difference.
+        # The estimate was short of what the build needs: hold the estimate that much
+        # under the budget (the shortfall, not the overshoot: a shortfall of 64 B and an
+        # overshoot of 1 B would otherwise take 64 rounds).
         if budget.flash is not None and footprint.flash > budget.flash:
-            effective.flash = (effective.flash or budget.flash) - max(1, over_flash)
+            short = max(1, footprint.flash - selection.flash)
+            effective.flash = min((effective.flash or budget.flash) - 1, budget.flash - short)
         if budget.ram is not None and footprint.ram > budget.ram:
-            effective.ram = (effective.ram or budget.ram) - max(1, over_ram)
+            short = max(1, footprint.ram - selection.ram)
+            effective.ram = min((effective.ram or budget.ram) - 1, budget.ram - short)
     else:
         assert footprint is not None
         raise InfeasibleBudget(

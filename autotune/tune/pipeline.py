@@ -411,6 +411,7 @@ def _choose_all(
     choice: ModelChoice | None = None
     # Sharing is measured: only where the layers run on the simulator.
     sharing = LayerSharing(graph, target, evaluator) if executes else None
+    defaults: list[str] = []
     if budget.flash is None and budget.ram is None and budget.objective == "cycles":
         # No budget: still a library that links. When the fastest mix comes near the
         # target's flash, choose again under the flash the memory map leaves the library.
@@ -418,6 +419,12 @@ def _choose_all(
         room = flash_room(target)
         if choice.estimated_flash + _untuned_parameters(graph, choice) > room // 2:
             choice, budget = None, dataclasses.replace(budget, flash=room)
+            defaults.append(f"flash budget {room:,} B: the room {target.name}'s flash leaves")
+        # Nor more RAM than tflite-micro needs for the model, where a mix can do with that.
+        tflm = _tflm_ram_cap(graph, target, choice) if choice is not None else None
+        if tflm is not None:
+            choice, budget = None, dataclasses.replace(budget, ram=tflm)
+            defaults.append(f"RAM budget {tflm:,} B: tflite-micro's arena for this model")
     if choice is None and (budget.flash is not None or budget.ram is not None):
         from autotune.emit.footprint import baseline_layout, build_footprint
         from autotune.emit.library import Choice, baseline_choices
@@ -429,15 +436,21 @@ def _choose_all(
         layout = baseline_layout(graph, target, base, base_flash)
 
         def measure_picks(picks: dict[int, Trial], shared: set[int]) -> Any:
-            choices = {
-                i: Choice(t.template, json.loads(t.params), share=i in shared)
-                for i, t in picks.items()
-            }
-            return build_footprint(graph, target, choices)
+            return build_footprint(graph, target, Choice.from_trials(picks, shared))
 
         measure = measure_picks
     if choice is None:
-        choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
+        try:
+            choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
+        except InfeasibleBudget:
+            if not any(d.startswith("RAM") for d in defaults):
+                raise
+            # No mix reaches tflite-micro's RAM: the default falls back to speed.
+            budget = dataclasses.replace(budget, ram=None)
+            defaults = [d for d in defaults if not d.startswith("RAM")]
+            defaults.append("no mix needs as little RAM as tflite-micro's arena")
+            choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
+    choice.defaults = defaults
     for layer in inputs:
         result = by_index[layer.index]
         result.verified_now = layer.index in checked
@@ -462,6 +475,31 @@ def _choose_all(
                 f"{target.name} cannot be executed here: ranked by code size, not verified"
             )
     return choice
+
+
+def planned_ram(graph: Graph, target: Target, choice: ModelChoice) -> int:
+    """Arena + state the memory planner lays out for the library of these picks."""
+    from autotune.emit.library import Choice, layer_code
+    from autotune.emit.planner import plan_memory
+
+    picks = Choice.from_trials(choice.picks, choice.share_layers)
+    codes = [
+        layer_code(graph, layer, target, picks.get(layer.index), render=False)
+        for layer in graph.layers
+    ]
+    state = {t for code in codes for t in code.state}
+    return plan_memory(graph, codes).arena_bytes + sum(graph.tensors[t].nbytes for t in state)
+
+
+def _tflm_ram_cap(graph: Graph, target: Target, choice: ModelChoice) -> int | None:
+    """tflite-micro's whole arena for the model where the chosen mix's library would need
+    more RAM than that; else None (the fastest mix is no worse than tflite-micro)."""
+    from autotune.reference import oracle
+
+    tflm = oracle.tflm_arena(graph.path) if graph.path else None
+    if tflm is None or planned_ram(graph, target, choice) <= tflm["total"]:
+        return None
+    return tflm["total"]
 
 
 def _untuned_parameters(graph: Graph, choice: ModelChoice) -> int:

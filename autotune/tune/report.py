@@ -314,6 +314,8 @@ def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
         + f": tuned layers {_n(sel['cycles'])} {metric} (baseline {_n(sel['baseline_cycles'])}, "
         f"fastest verified mix {_n(sel['fastest_cycles'])})"
     )
+    for text in sel.get("defaults", []):
+        lines.append(f"- by default (no budget given): {text}")
     if sel["flash"] is not None:
         lines.append(
             f"- the chosen library, built: flash {_n(sel['flash'])} B, arena + state "

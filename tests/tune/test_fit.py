@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -112,10 +111,8 @@ def test_without_a_budget_the_library_is_chosen_within_the_targets_flash(
     assert choice is not None and choice.budget.flash == room
     assert choice.flash is not None and choice.flash <= room  # the built library
     assert choice.cycles <= choice.baseline_cycles
-    picks = {  # as the CLI builds it: shared where the choice measured sharing
-        i: Choice(t.template, json.loads(t.params), share=i in choice.share_layers)
-        for i, t in choice.picks.items()
-    }
+    # As the CLI builds it: shared where the choice measured sharing.
+    picks = Choice.from_trials(choice.picks, choice.share_layers)
     shipped = deploy(run.graph, small, tmp_path / "out", picks)
     assert shipped.verified_calls > 0  # linked into the small flash and bit-exact
     assert shipped.flash["total"] <= room
