@@ -496,8 +496,12 @@ def _tflm_ram_cap(graph: Graph, target: Target, choice: ModelChoice) -> int | No
     more RAM than that; else None (the fastest mix is no worse than tflite-micro)."""
     from autotune.reference import oracle
 
+    try:
+        ours = planned_ram(graph, target, choice)
+    except AutotuneError:  # a layer without C: no library is built, nothing to hold
+        return None
     tflm = oracle.tflm_arena(graph.path) if graph.path else None
-    if tflm is None or planned_ram(graph, target, choice) <= tflm["total"]:
+    if tflm is None or ours <= tflm["total"]:
         return None
     return tflm["total"]
 
