@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.errors import AutotuneError
-from autotune.platform.target import Target
+from autotune.platform.target import MemoryRegion, Target
 
 PLACEMENT_KEYS = ("code", "rodata", "data")
 POLICIES = ("lru", "fifo")
@@ -115,6 +115,16 @@ class Part:
             f"part {self.name}: {nbytes} bytes of {what} fit none of {', '.join(names)}"
         )
 
+    def capacity(self) -> tuple[int, int]:
+        """(flash, RAM): the bytes of the memories code and constants may be placed in,
+        and of those data may be placed in (0 where the placement names none)."""
+
+        def total(keys: tuple[str, ...]) -> int:
+            names = dict.fromkeys(n for k in keys for n in self.placement.get(k, ()))
+            return sum(self.memory(n).size for n in names)
+
+        return total(("code", "rodata")), total(("data",))
+
     def cache_line(self, what: str) -> int:
         """The largest cache line in front of the memories ``what`` (code, rodata, data) may
         be placed in: instruction caches for code, data caches otherwise (0: none)."""
@@ -189,6 +199,22 @@ def apply_part(target: Target, part: Part | None) -> Target:
         default_clock_mhz=part.clock_mhz,
         part=part,
         toolchain=toolchain,
+        memory=_part_memory(target, part),
+    )
+
+
+def _part_memory(target: Target, part: Part) -> tuple[MemoryRegion, ...]:
+    """The target's map with its code and data regions sized as the part's memories: a
+    library links only where it fits the chip. Origins stay, so code and data sit
+    where they were measured."""
+    from autotune.platform.harness import split_memory
+
+    code, data = split_memory(target)
+    flash, ram = part.capacity()
+    sizes = {id(code): flash, id(data): ram}
+    return tuple(
+        dataclasses.replace(r, length=sizes[id(r)]) if sizes.get(id(r)) else r
+        for r in target.memory
     )
 
 

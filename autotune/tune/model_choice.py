@@ -194,14 +194,9 @@ def _option(
 
 
 def part_budget(part: Any) -> Budget:
-    """What a part leaves the model by default: half its flash and half the RAM its data
-    may be placed in (the other half is the application's)."""
-    memories = {m.name: m for m in part.memories}
-    flash = sum(m.size for m in part.memories if m.kind == "flash")
-    data = [memories[n] for n in part.placement.get("data", ()) if n in memories]
-    ram = sum(m.size for m in data) or sum(
-        m.size for m in part.memories if m.kind in ("sram", "tcm")
-    )
+    """What a part leaves the model by default: half the memory its code and constants
+    may be placed in, and half of what its data may (the other half is the application's)."""
+    flash, ram = part.capacity()
     return Budget(flash=flash // 2 or None, ram=ram // 2 or None)
 
 

@@ -112,6 +112,28 @@ def test_apply_part_names_core_model_part_and_version() -> None:
         apply_part(m4, plugins.get_part("stm32f746"))
 
 
+def test_a_part_links_into_its_own_flash_and_ram() -> None:
+    """The core's generic map (cortex-m4: 1 MiB + 512 KiB) is resized to the chip: a model
+    too large for one part passes the fit check on a larger one, and the error names the
+    part. Origins stay, so code and data sit where they were measured."""
+    from autotune.model.tflite_import import parse_model
+    from autotune.tune.fit import ModelTooLarge, check_fits
+    from tests.tune.test_fit import fc_model
+
+    m4 = plugins.get_target("cortex-m4")
+    l4r5 = apply_part(m4, plugins.get_part("stm32l4r5"))
+    assert [(r.origin, r.length) for r in l4r5.memory] == [
+        (m4.memory[0].origin, 2 * 1024 * 1024),
+        (m4.memory[1].origin, 640 * 1024),
+    ]
+    f746 = apply_part(plugins.get_target("cortex-m7"), plugins.get_part("stm32f746"))
+    assert [r.length for r in f746.memory] == [1024 * 1024, (64 + 240) * 1024]  # DTCM + SRAM1
+    graph = parse_model(fc_model(1100, 1000), "big.tflite")  # 1,104,000 B of parameters
+    check_fits(graph, l4r5, "big.tflite")  # 2 MiB of flash
+    with pytest.raises(ModelTooLarge, match="flash region \\(with --part nrf52840\\)"):
+        check_fits(graph, apply_part(m4, plugins.get_part("nrf52840")), "big.tflite")
+
+
 def test_calibrated_file_overrides_the_free_parameters(tmp_path: Path) -> None:
     path = tmp_path / "cal.json"
     path.write_text(
