@@ -215,10 +215,21 @@ class WorkloadSearch:
     ) -> Outcome:
         known = self.known()
         measured_before = sum(1 for t in known.values() if t.status != "constraint")
-        if measured_before >= budget:
+        if measured_before >= budget and not self._unseen_openers(known, budget):
             return self._outcome(known, 0, cached=True)
         with _Heartbeat(self.db):
             return self._search(known, budget, timeout, progress)
+
+    def _unseen_openers(self, known: dict[tuple[str, str], Trial], budget: int) -> bool:
+        """Whether a study would measure any of the points it opens with (baseline, then
+        suggestions) within the budget: a template added since the DB was filled (a new
+        version, a plugin) is tried even where the workload already has its trials."""
+        openers: list[tuple[str, str]] = []
+        for name, point in [self.baseline_point(), *self.suggested()]:
+            pair = (name, canonical_params(point))
+            if pair not in openers and not self.spaces[name].check(point):
+                openers.append(pair)
+        return any(pair not in known for pair in openers[:budget])
 
     def _search(
         self,

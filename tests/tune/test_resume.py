@@ -96,3 +96,36 @@ def test_a_finished_search_measures_nothing_more(tmp_path: Path) -> None:
     again = FakeEvaluator()
     outcome = _search(db, again, 2).run(10)
     assert again.calls == 0 and outcome.measured == 0
+
+
+def test_a_template_added_after_the_search_is_tried(tmp_path: Path) -> None:
+    """The DB already holds the budget for the workload, but a template that appeared
+    since (a plugin, a new version) has never been measured: its suggested points are."""
+    db = ResultsDB(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    rng = np.random.default_rng(2)
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 6, 6, 4), "int8", 0.5, 1)
+    w = b.constant("w", rng.integers(-127, 128, (4, 3, 3, 4)).astype(np.int8), [0.02] * 4, 0)
+    bias = b.constant("b", rng.integers(-99, 99, 4).astype(np.int32), [0.01] * 4, 0)
+    y = b.tensor("y", (1, 6, 6, 4), "int8", 0.25, -3)
+    b.op("CONV_2D", [x, w, bias], [y], padding="SAME", stride_h=1, stride_w=1)
+    b.inputs(x)
+    b.outputs(y)
+    graph = parse_model(b.build())
+    spec = build_spec(graph, graph.layers[0])
+    target = plugins.get_target("cortex-m4")
+    ctx = StudyContext(target, "fp-test", "gcc test", "unicorn", "cortex-m4 test")
+    templates = [t for t in templates_for(spec.op) if t.applies(spec, target)]
+    first = WorkloadSearch(spec, templates[:1], ctx, db, FakeEvaluator(), 2)  # type: ignore[arg-type]
+    assert first.run(10).measured == 10
+    again = FakeEvaluator()
+    assert WorkloadSearch(spec, templates[:1], ctx, db, again, 2).run(10).measured == 0  # type: ignore[arg-type]
+    added = WorkloadSearch(spec, templates, ctx, db, again, 2)  # type: ignore[arg-type]
+    openers = [n for n, _ in added.suggested() if n != templates[0].name]
+    assert openers, "a second conv template with suggestions is needed for this test"
+    outcome = added.run(10)
+    assert outcome.measured > 0
+    measured = {name for name, _ in added.known()}
+    assert set(openers) <= measured
+    # And once they are in, nothing more is measured.
+    assert WorkloadSearch(spec, templates, ctx, db, FakeEvaluator(), 2).run(10).measured == 0  # type: ignore[arg-type]
