@@ -6,6 +6,7 @@ nothing in the tuning path depends on them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -149,7 +150,20 @@ def tflm_arena(model_path: str) -> dict[str, int] | None:
 
     The figures are printed by TFLM's RecordingMicroAllocator from C, so they are read
     from a child process's output (which also keeps an abort in the wheel contained).
+    Asked once per file version in a process (a tuning run asks twice).
     """
+    import os
+
+    try:
+        st = os.stat(model_path)
+    except OSError:
+        return None
+    found = _tflm_arena(model_path, st.st_size, st.st_mtime_ns)
+    return dict(found) if found is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _tflm_arena(model_path: str, _size: int, _mtime_ns: int) -> dict[str, int] | None:
     import re
     import subprocess
     import sys
