@@ -72,7 +72,7 @@ class Pieces:
     """What the layers of a group store once when they all pick one variant."""
 
     code: bool  # the same code for all: one function fits (the variant's code bytes)
-    data: int  # bytes of constants with the same values in all of them
+    data: int  # per further layer, the constant bytes stored once (share.shared_bytes)
 
 
 class Sharing(Protocol):

@@ -1,7 +1,7 @@
 """What the layers of one workload can share, and what sharing costs, measured.
 
-pieces(): rendered for two layers of the group, is the code the same (one function
-fits, emit/share.py) and which constants have the same values (stored once)?
+pieces(): rendered for the group's layers, is the code the same (one function fits,
+emit/share.py) and how many bytes of constants storing equal arrays once saves?
 cost(): the shared form (the function in its own file, the layer's constants passed
 in a struct from another, as the library compiles it) measured on a layer against
 the per-layer code, both on the same evaluator; one function is used only if it is
@@ -42,8 +42,10 @@ class LayerSharing:
         return out
 
     def pieces(self, members: list[LayerInput], trial: Trial) -> Pieces:
-        sources = self._sources(members[:2], trial)
-        return Pieces(_same_code(sources), share.shared_bytes([s for s, _ in sources]))
+        # Code: two layers decide (cost() checks them all); constants: every layer, as
+        # the library stores them (the first two may share weights the others do not).
+        sources = self._sources(members, trial)
+        return Pieces(_same_code(sources[:2]), share.shared_bytes([s for s, _ in sources]))
 
     def cost(self, members: list[LayerInput], trial: Trial) -> tuple[bool, str]:
         if not _same_code(self._sources(members, trial)):

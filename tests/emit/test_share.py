@@ -134,6 +134,11 @@ def test_shared_form_of_a_source() -> None:
     assert share.normalized(source, "f1") == share.normalized(other, "f2")
     assert share.normalized(source, "f1") != share.normalized(other.replace("(3)", "(4)"), "f2")
     assert share.shared_bytes([source, other]) == 8  # BIAS is the same, W is not
+    # Steps of an unrolled RNN reading two weight tensors in turn: 4 sources hold 2
+    # distinct W and 1 BIAS, 48 bytes stored as 16, so each source past the first saves
+    # (48 - 16) / 3 = 10 (the first two alone would promise 8 + 0 per further source).
+    steps = [source, other, source.replace("f1", "f3"), other.replace("f2", "f4")]
+    assert share.shared_bytes(steps) == (4 * 12 - 16) // 3
     fn = share.shared_function(source, "f1", "m_shared0", "two layers")
     assert fn is not None
     assert "W[4]" not in fn.source and "at_data->W" in fn.source
