@@ -21,7 +21,7 @@ from autotune.db import ResultsDB, Trial, default_db_url
 from autotune.db.store import SHIPPED, shipped_enabled
 from autotune.emit.deploy import DeploymentMismatch, deploy, failed_deployment, with_baseline
 from autotune.emit.latency import cached_latency
-from autotune.emit.library import Choice, baseline_choices, c_name, default_name
+from autotune.emit.library import baseline_choices, c_name, default_name
 from autotune.emit.linux import build_linux, linux_abis
 from autotune.errors import AutotuneError, describe_unsupported
 from autotune.platform import plugins
@@ -31,7 +31,7 @@ from autotune.reference.executor import unsupported_layers
 from autotune.tune.fit import library_too_large
 from autotune.tune.front import OBJECTIVES, Budget, parse_bytes
 from autotune.tune.model_choice import part_budget
-from autotune.tune.pipeline import Events, TuneOptions, tune_model
+from autotune.tune.pipeline import Events, TuneOptions, library_choices, tune_model
 from autotune.tune.report import write_outputs
 from autotune.tune.search import Outcome
 
@@ -342,10 +342,7 @@ def command(
     # The tuning results stand on their own, whatever happens to the library.
     report = write_outputs(run, out_dir, library_name=library_name)
     if library_name is not None:
-        shared = run.choice.share_layers if run.choice is not None else set()
-        choices = Choice.from_trials(
-            {layer.index: layer.best for layer in run.layers if layer.best is not None}, shared
-        )
+        choices = library_choices(run)
         isolated = {
             layer.index: layer.best.cycles
             for layer in run.layers

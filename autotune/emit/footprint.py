@@ -5,12 +5,15 @@ tuned layers' variants sit next to) and on the chosen library (whether it fits).
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
 from autotune.emit.deploy import _harness_flash
-from autotune.emit.library import Choice, Library, emit_library
-from autotune.emit.planner import ALIGN, inplace_shift
+from autotune.emit.fuse import FUSED, ResidualBlock
+from autotune.emit.layer_code import LayerCode
+from autotune.emit.library import Choice, Library, emit_library, library_codes
+from autotune.emit.planner import ALIGN, Plan, inplace_shift, plan_memory
 from autotune.emit.verify import build_for_target
 from autotune.model.graph import Graph
 from autotune.platform.elf import read_elf
@@ -39,29 +42,72 @@ def baseline_layout(
     """Flash outside the tuned layers (the baseline library less its tuned layers' own
     variants), state, and the activations alive while each layer runs."""
     lib, flash = _build(graph, target, baseline)
-    plan = lib.plan
-    live = {}
-    activations = [b for b in plan.buffers if not b.name.startswith("scratch")]
-    for layer in graph.layers:
-        live[layer.index] = sum(b.size for b in activations if b.first <= layer.index <= b.last)
     fixed = flash - sum(baseline_flash.values())
     return Layout(
         fixed_flash=fixed,
         fixed_ram=lib.state_bytes,
-        live=live,
-        inplace_saving=inplace_savings(graph, lib),
+        live=_live(graph, lib.plan),
+        inplace_saving=inplace_savings(graph, lib.plan, lib.codes),
         baseline_flash=flash,
     )
 
 
-def inplace_savings(graph: Graph, lib: Library) -> dict[int, int]:
+def fused_layout(
+    graph: Graph,
+    target: Target,
+    baseline: dict[int, Choice],
+    layout: Layout,
+    blocks: list[ResidualBlock],
+    dropped_flash: int,
+) -> Layout:
+    """The baseline layout with these residual blocks run row by row (their intermediate
+    tensors out of the arena): activations and in-place savings from the plan (nothing is
+    built); the block's three layers leave the choice, so the baseline library's flash
+    is counted without their baselines (``dropped_flash``)."""
+    choices = dict(baseline)
+    for block in blocks:
+        for i in (block.first, block.second):
+            choices.pop(i, None)
+        choices[block.add] = Choice(FUSED, {})
+    codes = library_codes(graph, target, choices, render=False)
+    plan = plan_memory(graph, codes)
+    return dataclasses.replace(
+        layout,
+        live=_live(graph, plan, overlap=True),
+        inplace_saving=inplace_savings(graph, plan, codes),
+        baseline_flash=None
+        if layout.baseline_flash is None
+        else layout.baseline_flash - dropped_flash,
+    )
+
+
+def _live(graph: Graph, plan: Plan, overlap: bool = False) -> dict[int, int]:
+    """Per layer, the activations alive while it runs (scratch apart). overlap: the
+    bytes they span as placed (a fused block's output over its input counts once),
+    else their sum (the choice adds each variant's own in-place saving to it)."""
+    activations = [b for b in plan.buffers if not b.name.startswith("scratch")]
+    live = {}
+    for layer in graph.layers:
+        alive = [b for b in activations if b.first <= layer.index <= b.last]
+        if not overlap:
+            live[layer.index] = sum(b.size for b in alive)
+            continue
+        spans = sorted((b.offset, b.offset + b.size) for b in alive)
+        total, end = 0, 0
+        for lo, hi in spans:
+            total += max(0, hi - max(lo, end))
+            end = max(end, hi)
+        live[layer.index] = total
+    return live
+
+
+def inplace_savings(graph: Graph, plan: Plan, codes: list[LayerCode]) -> dict[int, int]:
     """Per layer with one runtime input, the arena its input and output save if the
     output is written over the input (laid out as planner.inplace_shift says), where
     the plan would allow it: the input is read last there and neither is the caller's."""
-    plan = lib.plan
     buffer_of = {t: b for b in plan.buffers for t in b.tensors}
     savings = {}
-    for layer, code in zip(graph.layers, lib.codes, strict=True):
+    for layer, code in zip(graph.layers, codes, strict=True):
         if code.alias or len(code.inputs) != 1 or len(code.outputs) != 1:
             continue
         src, dst = buffer_of.get(code.inputs[0]), buffer_of.get(code.outputs[0])

@@ -13,8 +13,8 @@ read x rows > r only, as `residual_blocks` checks from the padding). The arena k
 Nothing is recomputed and every op keeps its own integers: the convolutions run their
 templates' code on a strip (kernel-height input rows, one output row; the choice's
 variant where it applies to the strip), the ADD its template's code on one row. The
-least-RAM library (`library.small_choices`) uses it; a tuned run does not (its
-variants are measured on whole layers).
+least-RAM library (`library.small_choices`) uses it; a tuned run under a RAM budget
+does where the budget needs it (`tune/fused.py` measures the block fused).
 """
 
 from __future__ import annotations

@@ -93,6 +93,18 @@ class Footprint:
 
 
 @dataclass
+class FusedPick:
+    """A residual block the choice runs row by row (emit/fuse.py): its three layers in one
+    function, measured as such (tune/fused.py)."""
+
+    layers: list[int]  # first convolution, second, ADD
+    cycles: float
+    flash: int
+    scratch: int
+    metric: str
+
+
+@dataclass
 class ModelChoice:
     """The outcome: the trial per layer, the model's front and what was rejected."""
 
@@ -110,6 +122,7 @@ class ModelChoice:
     forced: list[str] = field(default_factory=list)  # layers the budget held below their best
     shared: list[SharedPick] = field(default_factory=list)  # functions run by several layers
     defaults: list[str] = field(default_factory=list)  # budgets set for the user, and why
+    fused: list[FusedPick] = field(default_factory=list)  # blocks run row by row
 
     @property
     def share_layers(self) -> set[int]:
@@ -134,6 +147,7 @@ class ModelChoice:
             "forced": self.forced,
             "shared": [dataclasses.asdict(s) for s in self.shared],
             "defaults": self.defaults,
+            "fused": [dataclasses.asdict(f) for f in self.fused],
         }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB, Trial
+from autotune.emit import fuse
 from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
 from autotune.model.stats import layer_macs, layer_params
@@ -44,6 +46,7 @@ from autotune.tune.search import (
     WorkloadSearch,
     flash_bytes,
     known_trials,
+    objective_value,
 )
 from autotune.tune.sharing import LayerSharing
 from autotune.tune.spec import KernelSpec, build_spec
@@ -393,7 +396,7 @@ def _choose_all(
         return evaluators[layer.index]
 
     def verify(layer: LayerInput, trial: Trial) -> str | None:
-        if not executes:
+        if not executes or trial.template == fuse.FUSED:  # a fused block: checked as measured
             return None
         values = layer.spec.values_hash()
         if db.is_verified(trial, values):
@@ -439,9 +442,33 @@ def _choose_all(
             return build_footprint(graph, target, Choice.from_trials(picks, shared))
 
         measure = measure_picks
+
+    def choose(budget: Budget) -> ModelChoice:
+        try:
+            return choose_model(inputs, target, budget, verify, layout, measure, sharing)
+        except InfeasibleBudget:
+            # Only then residual blocks row by row: they save RAM, not cycles.
+            if layout is None or budget.ram is None or not executes:
+                raise
+            fused = _choose_fused(
+                run,
+                inputs,
+                budget,
+                verify,
+                layout,
+                measure,
+                sharing,
+                db,
+                activations(),
+                options.seed,
+            )
+            if fused is None:
+                raise
+            return fused
+
     if choice is None:
         try:
-            choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
+            choice = choose(budget)
         except InfeasibleBudget:
             if not any(d.startswith("RAM") for d in defaults):
                 raise
@@ -449,10 +476,20 @@ def _choose_all(
             budget = dataclasses.replace(budget, ram=None)
             defaults = [d for d in defaults if not d.startswith("RAM")]
             defaults.append("no mix needs as little RAM as tflite-micro's arena")
-            choice = choose_model(inputs, target, budget, verify, layout, measure, sharing)
+            choice = choose(budget)
     choice.defaults = defaults
+    fused_at = {i: f for f in choice.fused for i in f.layers}
     for layer in inputs:
         result = by_index[layer.index]
+        if layer.index in fused_at:
+            f = fused_at[layer.index]
+            result.status, result.best = "fused", None
+            result.note = (
+                f"runs row by row in layer {f.layers[2]}'s function with layers "
+                f"{f.layers[0]} and {f.layers[1]}: {f.cycles:,.0f} {f.metric} for the three "
+                "(selection.fused)"
+            )
+            continue
         result.verified_now = layer.index in checked
         why = "; ".join(
             f"variant {r.template} {r.params} failed on this layer's values: {r.reason}"
@@ -477,16 +514,105 @@ def _choose_all(
     return choice
 
 
+def library_choices(run: ModelRun) -> dict[int, Any]:
+    """The library's Choice per layer: each tuned layer's pick (shared where measured to
+    be), and fuse.FUSED on the ADD of each block the choice runs row by row."""
+    from autotune.emit.library import Choice
+
+    shared = run.choice.share_layers if run.choice is not None else set()
+    choices = Choice.from_trials(
+        {layer.index: layer.best for layer in run.layers if layer.best is not None}, shared
+    )
+    for block in run.choice.fused if run.choice is not None else []:
+        choices[block.layers[2]] = Choice(fuse.FUSED, {})
+    return choices
+
+
+MAX_FUSED_BLOCKS = 4  # 2**4 subsets of blocks tried at most
+
+
+def _choose_fused(
+    run: ModelRun,
+    inputs: list[LayerInput],
+    budget: Budget,
+    verify: Callable[[LayerInput, Trial], str | None],
+    layout: Layout,
+    measure: Measure | None,
+    sharing: LayerSharing | None,
+    db: ResultsDB,
+    activations: dict[int, Any] | None,
+    seed: int,
+) -> ModelChoice | None:
+    """The fastest choice within the budget where some residual blocks run row by row
+    (their two intermediate tensors out of the arena), or None. Each block fusable here
+    (at most MAX_FUSED_BLOCKS, the largest savings first) is measured fused
+    (tune/fused.py); every non-empty subset of them is tried: the blocks' three layers
+    replaced by one option with the fused cycles, flash and scratch, the activations
+    planned with them fused."""
+    from autotune.emit.footprint import fused_layout
+    from autotune.emit.library import baseline_choices
+    from autotune.tune import fused
+    from autotune.tune.model_choice import FusedPick, Rejection
+
+    graph, target = run.graph, run.target
+    by_index = {layer.index: layer for layer in inputs if layer.trials}
+    blocks = [
+        b for b in fused.candidates(graph, target) if {b.first, b.second, b.add} <= by_index.keys()
+    ]
+    blocks.sort(key=lambda b: -(graph.tensors[b.t1].nbytes + graph.tensors[b.t2].nbytes))
+    costs = []
+    failed = []
+    for block in blocks[:MAX_FUSED_BLOCKS]:
+        try:
+            costs.append(fused.measure_block(graph, block, target, activations, seed, db))
+        except AutotuneError as exc:  # not bit-exact, or not built: the block stays apart
+            failed.append(Rejection(block.add, fuse.FUSED, "{}", str(exc)))
+    base = baseline_choices(graph, target)
+    best: tuple[ModelChoice, tuple[fused.FusedCost, ...]] | None = None
+    for size in range(1, len(costs) + 1):
+        for subset in itertools.combinations(costs, size):
+            gone = {i for c in subset for i in c.layers}
+            dropped = sum(flash_bytes(by_index[i].baseline) for i in gone if by_index[i].baseline)
+            blocks_layout = fused_layout(
+                graph, target, base, layout, [c.block for c in subset], dropped
+            )
+            layers = [layer for layer in inputs if layer.index not in gone]
+            layers += [fused.as_layer(c, by_index[c.block.add]) for c in subset]
+            layers.sort(key=lambda layer: layer.index)
+            try:
+                choice = choose_model(
+                    layers, target, budget, verify, blocks_layout, measure, sharing
+                )
+            except InfeasibleBudget:
+                continue
+            if best is None or choice.cycles < best[0].cycles:
+                best = (choice, subset)
+    if best is None:
+        return None
+    choice, subset = best
+    choice.rejected += failed
+    choice.fused = [
+        FusedPick(list(c.layers), float(c.cycles), c.flash, c.scratch, c.metric) for c in subset
+    ]
+    # Against the layers apart: the baseline and every layer at its fastest variant.
+    choice.baseline_cycles = sum(
+        float(objective_value(layer.baseline) or 0) for layer in by_index.values() if layer.baseline
+    )
+    apart = sum(
+        min(float(objective_value(t) or 0) for t in layer.trials) for layer in by_index.values()
+    )
+    choice.fastest_cycles = min(choice.fastest_cycles, apart)
+    choice.baseline_flash = layout.baseline_flash
+    return choice
+
+
 def planned_ram(graph: Graph, target: Target, choice: ModelChoice) -> int:
     """Arena + state the memory planner lays out for the library of these picks."""
-    from autotune.emit.library import Choice, layer_code
+    from autotune.emit.library import Choice, library_codes
     from autotune.emit.planner import plan_memory
 
     picks = Choice.from_trials(choice.picks, choice.share_layers)
-    codes = [
-        layer_code(graph, layer, target, picks.get(layer.index), render=False)
-        for layer in graph.layers
-    ]
+    codes = library_codes(graph, target, picks, render=False)  # fused blocks too
     state = {t for code in codes for t in code.state}
     return plan_memory(graph, codes).arena_bytes + sum(graph.tensors[t].nbytes for t in state)
 

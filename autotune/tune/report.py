@@ -335,6 +335,13 @@ def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
             f"- layer {r['layer']}: {r['template']} {r['params']} rejected (not bit-exact on "
             f"this layer's values: {r['reason']}); the next best was checked"
         )
+    for f in sel.get("fused", []):
+        a, b, c = f["layers"]
+        lines.append(
+            f"- layers {a}, {b} and {c} run row by row in layer {c}'s function (their two "
+            f"intermediate tensors out of the arena): {_n(f['cycles'])} {f['metric']}, flash "
+            f"{_n(f['flash'])} B, scratch {_n(f['scratch'])} B"
+        )
     for sh in sel.get("shared", []):
         which = ", ".join(map(str, sh["layers"]))
         lines.append(
