@@ -348,6 +348,8 @@ def command(
             for layer in run.layers
             if layer.best is not None and layer.best.cycles
         }
+        for block in run.choice.fused if run.choice is not None else []:
+            isolated[block.layers[2]] = round(block.cycles)  # the ADD's, inclusive: the block
         db = ResultsDB(db_url)
         with stage(
             console, f"emitting the library and running the whole model ({run.context.runner})"

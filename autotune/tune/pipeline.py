@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB, Trial
+from autotune.db.store import canonical_params
 from autotune.emit import fuse
 from autotune.errors import AutotuneError, describe_unsupported
 from autotune.model.graph import Graph
@@ -443,28 +444,58 @@ def _choose_all(
 
         measure = measure_picks
 
+    def least_ram_points() -> bool:
+        """Each tuned layer's least-RAM point (library.small_choices': in place where its
+        data flow allows, else the least scratch), measured where the search did not
+        measure it; True if any was (the layers' options are then read again)."""
+        from autotune.emit.library import small_choices
+
+        small = small_choices(graph, target)
+        new = 0
+        for layer in inputs:
+            pick = small.get(layer.index)
+            if pick is None or pick.template not in layer.templates:
+                continue  # a fused block's ADD: tried as such
+            search = WorkloadSearch(
+                layer.spec,
+                list(layer.templates.values()),
+                ctx,
+                db,
+                evaluator(layer),
+                options.seed,
+                options.flash_limit,
+            )
+            if (pick.template, canonical_params(pick.params)) not in search.known():
+                search.measure_point(pick.template, pick.params)
+                new += 1
+        if new:
+            run.measured += new
+            inputs[:] = [
+                layer_input(x.index, x.spec, x.templates, db, ctx, options.flash_limit)
+                for x in inputs
+            ]
+        return bool(new)
+
     def choose(budget: Budget) -> ModelChoice:
         try:
             return choose_model(inputs, target, budget, verify, layout, measure, sharing)
-        except InfeasibleBudget:
-            # Only then residual blocks row by row: they save RAM, not cycles.
+        except InfeasibleBudget as exc:
             if layout is None or budget.ram is None or not executes:
                 raise
-            fused = _choose_fused(
-                run,
-                inputs,
-                budget,
-                verify,
-                layout,
-                measure,
-                sharing,
-                db,
-                activations(),
-                options.seed,
-            )
-            if fused is None:
-                raise
-            return fused
+            infeasible = exc
+        # A RAM budget no measured mix meets: the layers' least-RAM points, then residual
+        # blocks row by row (they save RAM, not cycles).
+        if least_ram_points():
+            try:
+                return choose_model(inputs, target, budget, verify, layout, measure, sharing)
+            except InfeasibleBudget as exc:
+                infeasible = exc
+        fused = _choose_fused(
+            run, inputs, budget, verify, layout, measure, sharing, db, activations(), options.seed
+        )
+        if fused is None:
+            raise infeasible
+        return fused
 
     if choice is None:
         try:

@@ -339,7 +339,7 @@ def selection_markdown(sel: dict[str, Any], metric: str) -> list[str]:
         a, b, c = f["layers"]
         lines.append(
             f"- layers {a}, {b} and {c} run row by row in layer {c}'s function (their two "
-            f"intermediate tensors out of the arena): {_n(f['cycles'])} {f['metric']}, flash "
+            f"intermediate tensors out of the arena): {_n(round(f['cycles']))} {f['metric']}, flash "
             f"{_n(f['flash'])} B, scratch {_n(f['scratch'])} B"
         )
     for sh in sel.get("shared", []):

@@ -259,6 +259,7 @@ class WorkloadSearch:
             evaluated.add((name, params))
             if len(evaluated) >= budget:
                 trial.study.stop()
+
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def objective(trial: optuna.Trial) -> tuple[float, float]:
@@ -309,6 +310,11 @@ class WorkloadSearch:
         study.optimize(objective, n_trials=attempts, callbacks=[stop_when_late], catch=())
         return self._outcome(known, state["measured"], cached=False)
 
+    def measure_point(self, name: str, point: Point) -> Trial:
+        """Measure and record one point outside a study (one the whole-model choice needs)."""
+        base_name, base = self.baseline_point()
+        return self._measure(name, point, base_name, base)
+
     def _measure(self, name: str, point: Point, base_name: str, base: Point) -> Trial:
         m = self.evaluator.evaluate(self.templates[name], point)
         return self.db.record(
@@ -338,7 +344,6 @@ class WorkloadSearch:
 
     def _flat(self, name: str, point: Point) -> dict[str, Any]:
         return {"template": name, **{f"{name}:{k}": v for k, v in point.items()}}
-
 
 
 class _Heartbeat:
