@@ -67,6 +67,9 @@ class ProgressEvents(Events):
             description=f"{self.label(key)} ({best_text})",
         )
 
+    def note(self, text: str) -> None:
+        self.bars.console.print(text)
+
     def workload_done(self, key: str, outcome: Outcome) -> None:
         task = self.tasks.get(key)
         if task is not None:
@@ -106,6 +109,9 @@ class LogEvents(ProgressEvents):
 
     def progress(self, key: str, measured: int, budget: int, best: float | None) -> None:
         pass
+
+    def note(self, text: str) -> None:
+        self.console.print(f"{text} ({time.monotonic() - self.started:.0f} s)")
 
     def workload_done(self, key: str, outcome: Outcome) -> None:
         self.done += 1

@@ -126,6 +126,8 @@ class Events:
     def names(self, names: dict[str, str]) -> None: ...
     def progress(self, key: str, measured: int, budget: int, best: float | None) -> None: ...
     def workload_done(self, key: str, outcome: Outcome) -> None: ...
+    def note(self, text: str) -> None:
+        """A step outside the searches that measures (one line: it may take minutes)."""
 
 
 def templates_for(op: str) -> list[KernelTemplate]:
@@ -239,7 +241,7 @@ def tune_model(
     db = options.open_db()
     with tempfile.TemporaryDirectory(prefix="autotune-verify-") as work:
         try:
-            run.choice = _choose_all(run, outcomes, db, Path(work), options)
+            run.choice = _choose_all(run, outcomes, db, Path(work), options, events)
         except InfeasibleBudget as exc:
             raise InfeasibleBudget(f"{model_path}: {exc}") from None
         for result in run.layers:
@@ -362,6 +364,7 @@ def _choose_all(
     db: ResultsDB,
     work: Path,
     options: TuneOptions,
+    events: Events | None = None,
 ) -> ModelChoice | None:
     """One variant per tuned layer: the fastest mix within the budget whose every pick is
     bit-exact with its layer's own values (verified once, cached)."""
@@ -466,6 +469,11 @@ def _choose_all(
                 options.flash_limit,
             )
             if (pick.template, canonical_params(pick.params)) not in search.known():
+                if events is not None:
+                    events.note(
+                        f"the RAM budget is not met: measuring layer {layer.index}'s "
+                        f"least-RAM variant ({pick.template})"
+                    )
                 search.measure_point(pick.template, pick.params)
                 new += 1
         if new:
@@ -491,7 +499,17 @@ def _choose_all(
             except InfeasibleBudget as exc:
                 infeasible = exc
         fused = _choose_fused(
-            run, inputs, budget, verify, layout, measure, sharing, db, activations(), options.seed
+            run,
+            inputs,
+            budget,
+            verify,
+            layout,
+            measure,
+            sharing,
+            db,
+            activations(),
+            options.seed,
+            events,
         )
         if fused is None:
             raise infeasible
@@ -573,6 +591,7 @@ def _choose_fused(
     db: ResultsDB,
     activations: dict[int, Any] | None,
     seed: int,
+    events: Events | None = None,
 ) -> ModelChoice | None:
     """The fastest choice within the budget where some residual blocks run row by row
     (their two intermediate tensors out of the arena), or None. Each block fusable here
@@ -594,6 +613,11 @@ def _choose_fused(
     costs = []
     failed = []
     for block in blocks[:MAX_FUSED_BLOCKS]:
+        if events is not None:
+            events.note(
+                f"measuring layers {block.first}, {block.second} and {block.add} "
+                "run row by row (a residual block: saves RAM)"
+            )
         try:
             costs.append(fused.measure_block(graph, block, target, activations, seed, db))
         except AutotuneError as exc:  # not bit-exact, or not built: the block stays apart

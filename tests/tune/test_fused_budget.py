@@ -15,7 +15,13 @@ from autotune.model.tflite_import import load_model
 from autotune.platform import plugins, toolchain
 from autotune.tune import fused
 from autotune.tune.front import Budget, InfeasibleBudget
-from autotune.tune.pipeline import TuneOptions, library_choices, planned_ram, tune_model
+from autotune.tune.pipeline import (
+    Events,
+    TuneOptions,
+    library_choices,
+    planned_ram,
+    tune_model,
+)
 from autotune.tune.variant import model_activations
 from tests.emit.test_residual_rows import residual_model
 
@@ -45,7 +51,18 @@ def test_a_budget_met_only_row_by_row_picks_the_block_and_ships_bit_exact(
 ) -> None:
     model, options, apart = setup
     budget = apart - 1  # no mix with the block's layers apart fits
-    run = tune_model(model, _with_ram(options, budget))
+
+    class Notes(Events):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def note(self, text: str) -> None:
+            self.lines.append(text)
+
+    notes = Notes()
+    run = tune_model(model, _with_ram(options, budget), notes)
+    # The minutes of measuring outside the searches are announced (a log never goes quiet).
+    assert any("layers 1, 2 and 3 run row by row" in line for line in notes.lines), notes.lines
     choice = run.choice
     assert choice is not None
     assert [f.layers for f in choice.fused] == [[1, 2, 3]]
