@@ -207,9 +207,9 @@ def _part_memory(target: Target, part: Part) -> tuple[MemoryRegion, ...]:
     """The target's map with its code and data regions sized as the part's memories: a
     library links only where it fits the chip. Origins stay, so code and data sit
     where they were measured."""
-    from autotune.platform.harness import split_memory
-
-    code, data = split_memory(target)
+    if not target.memory:
+        return target.memory
+    code, data = target.code_and_data()
     flash, ram = part.capacity()
     sizes = {id(code): flash, id(data): ram}
     return tuple(

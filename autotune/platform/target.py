@@ -53,3 +53,15 @@ class Target:
 
     def has(self, feature: str) -> bool:
         return feature in self.features
+
+    def code_and_data(self) -> tuple[MemoryRegion, MemoryRegion]:
+        """(code region, data region): by conventional names, else first and last region
+        (the map must not be empty)."""
+        by_name = {r.name.lower(): r for r in self.memory}
+        code = next((by_name[n] for n in _CODE_REGION_NAMES if n in by_name), self.memory[0])
+        data = next((by_name[n] for n in _DATA_REGION_NAMES if n in by_name), self.memory[-1])
+        return code, data
+
+
+_CODE_REGION_NAMES = ("flash", "rom", "itcm", "code", "iram")
+_DATA_REGION_NAMES = ("ram", "sram", "dtcm", "data", "dram")

@@ -221,15 +221,17 @@ class WorkloadSearch:
             return self._search(known, budget, timeout, progress)
 
     def _unseen_openers(self, known: dict[tuple[str, str], Trial], budget: int) -> bool:
-        """Whether a study would measure any of the points it opens with (baseline, then
-        suggestions) within the budget: a template added since the DB was filled (a new
-        version, a plugin) is tried even where the workload already has its trials."""
+        """Whether a template the study opens with (baseline, then suggestions, within
+        the budget) has no trial at all for this workload: a template added since the DB
+        was filled (a new version, a plugin) is tried even where the workload already
+        has its trials. (A point lost with a killed worker is not a reason.)"""
         openers: list[tuple[str, str]] = []
         for name, point in [self.baseline_point(), *self.suggested()]:
             pair = (name, canonical_params(point))
             if pair not in openers and not self.spaces[name].check(point):
                 openers.append(pair)
-        return any(pair not in known for pair in openers[:budget])
+        tried = {name for name, _ in known}
+        return any(name not in tried for name, _ in openers[:budget])
 
     def _search(
         self,

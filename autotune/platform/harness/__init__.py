@@ -24,9 +24,6 @@ STACK_TOP_SYMBOL = "__stack_top"
 DUMP_SYMBOL = "autotune_dump"
 DEFAULT_STACK_SIZE = 16 * 1024
 
-_CODE_REGION_NAMES = ("flash", "rom", "itcm", "code", "iram")
-_DATA_REGION_NAMES = ("ram", "sram", "dtcm", "data", "dram")
-
 
 class HarnessError(AutotuneError):
     """The target cannot host the harness (no usable memory map or startup code)."""
@@ -54,13 +51,9 @@ def epilogue_source() -> Path:
 
 def split_memory(target: Target) -> tuple[MemoryRegion, MemoryRegion]:
     """(code region, data region): by conventional names, else first and last region."""
-    regions = target.memory
-    if not regions:
+    if not target.memory:
         raise HarnessError(f"target {target.name} declares no memory regions")
-    by_name = {r.name.lower(): r for r in regions}
-    code = next((by_name[n] for n in _CODE_REGION_NAMES if n in by_name), regions[0])
-    data = next((by_name[n] for n in _DATA_REGION_NAMES if n in by_name), regions[-1])
-    return code, data
+    return target.code_and_data()
 
 
 def _rodata_subalign(target: Target) -> str:
