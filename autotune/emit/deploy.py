@@ -104,7 +104,7 @@ def failed_deployment(out_dir: Path, error: str, failure: str = "not bit-exact")
     }
 
 
-def _expected(
+def expected_outputs(
     graph: Graph, calls: list[list[np.ndarray]], reset_each: bool
 ) -> list[list[np.ndarray]]:
     interp = Interpreter(graph)
@@ -118,7 +118,7 @@ def _expected(
     return want
 
 
-def _compare(got: list[list[np.ndarray]], want: list[list[np.ndarray]], what: str) -> None:
+def compare_outputs(got: list[list[np.ndarray]], want: list[list[np.ndarray]], what: str) -> None:
     for n, (g_call, w_call) in enumerate(zip(got, want, strict=True)):
         for k, (g, w) in enumerate(zip(g_call, w_call, strict=True)):
             if not np.array_equal(g, w):
@@ -239,18 +239,22 @@ def _verify_and_measure(
     # The measured run: one invocation, profiled per layer function.
     first = check_calls(graph, seed, 1)
     run = run_on_target(library, graph, target, first, reset_each=True)
-    _compare(run.outputs, _expected(graph, first, True), f"{target.name} whole model")
+    compare_outputs(run.outputs, expected_outputs(graph, first, True), f"{target.name} whole model")
 
     # More fresh invocations: the other random inputs and the extremes.
     extremes = [extreme_inputs(graph, end) for end in ("min", "max")]
     calls = [*check_calls(graph, seed + 1, max(0, checks - 1)), *extremes]
     more = run_on_target(library, graph, target, calls, reset_each=True)
-    _compare(more.outputs, _expected(graph, calls, True), f"{target.name} whole model")
+    compare_outputs(
+        more.outputs, expected_outputs(graph, calls, True), f"{target.name} whole model"
+    )
     stateful = 0
     if library.state_bytes:
         seq = check_calls(graph, seed + 3, 5)
         carried = run_on_target(library, graph, target, seq, reset_each=False)
-        _compare(carried.outputs, _expected(graph, seq, False), f"{target.name} stateful calls")
+        compare_outputs(
+            carried.outputs, expected_outputs(graph, seq, False), f"{target.name} stateful calls"
+        )
         stateful = len(seq)
 
     return _measured(graph, target, library, run.build, run, 1 + len(calls), stateful, clock_mhz)

@@ -221,6 +221,14 @@ def layer_code(
     return emitter(graph, layer, fn)
 
 
+def planned_bytes(graph: Graph, target: Target, choices: dict[int, Choice]) -> tuple[int, int]:
+    """(arena, state) the memory planner lays out for the library of these choices,
+    without rendering its C."""
+    codes = library_codes(graph, target, choices, render=False)
+    state = {t for code in codes for t in code.state}
+    return plan_memory(graph, codes).arena_bytes, sum(graph.tensors[t].nbytes for t in state)
+
+
 def library_codes(
     graph: Graph,
     target: Target,

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autotune.db import ResultsDB
-from autotune.emit.library import baseline_choices, layer_code, library_codes, small_choices
-from autotune.emit.planner import plan_memory
+from autotune.emit.library import baseline_choices, planned_bytes, small_choices
 from autotune.errors import AutotuneError
 from autotune.model.graph import Graph, Layer
 from autotune.model.stats import layer_macs
@@ -134,8 +133,7 @@ def _expected(graph: Graph, layer: Layer, target: Target) -> LayerEstimate:
 def _small_arena(graph: Graph, target: Target) -> int:
     """The arena of the library of least RAM the planner reaches without a search
     (in-place variants where the data flow allows, the least scratch elsewhere)."""
-    codes = library_codes(graph, target, small_choices(graph, target), render=False)
-    return plan_memory(graph, codes).arena_bytes
+    return planned_bytes(graph, target, small_choices(graph, target))[0]
 
 
 def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[str, Any]:
@@ -149,13 +147,7 @@ def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[st
         _from_db(graph, layer, target, ctx, db) or _expected(graph, layer, target)
         for layer in graph.layers
     ]
-    choices = baseline_choices(graph, target)
-    codes = [
-        layer_code(graph, layer, target, choices.get(layer.index), render=False)
-        for layer in graph.layers
-    ]
-    plan = plan_memory(graph, codes)
-    state = {t for code in codes for t in code.state}
+    arena, state = planned_bytes(graph, target, baseline_choices(graph, target))
     clock = float(target.default_clock_mhz)
     known = [e for e in layers if e.cycles is not None]
     cycles = sum(e.cycles or 0 for e in layers)
@@ -191,9 +183,9 @@ def estimate(graph: Graph, target: Target, db_url: str | None = None) -> dict[st
             "code": sum(e.code_bytes or 0 for e in layers),
         },
         "ram": {
-            "arena": plan.arena_bytes,
+            "arena": arena,
             "arena_in_place": _small_arena(graph, target),
-            "state": sum(graph.tensors[t].nbytes for t in state),
+            "state": state,
         },
         "tflm_arena": tflm_arena(graph.path) if graph.path else None,
     }

@@ -24,7 +24,7 @@ import numpy as np
 from autotune import __version__
 from autotune.db import ResultsDB, Trial
 from autotune.emit import fuse
-from autotune.emit.deploy import _compare, _expected
+from autotune.emit.deploy import compare_outputs, expected_outputs
 from autotune.emit.library import Choice, emit_library, layer_file, layer_function
 from autotune.emit.verify import run_on_target
 from autotune.model.arrays import check_calls, extreme_inputs
@@ -95,9 +95,13 @@ def measure_block(
         if cached is not None:
             return FusedCost(block, **cached)
         run = run_on_target(library, sub, target, measured)
-        _compare(run.outputs, _expected(sub, measured, True), f"{target.name} fused block")
+        compare_outputs(
+            run.outputs, expected_outputs(sub, measured, True), f"{target.name} fused block"
+        )
         more = run_on_target(library, sub, target, rest)
-        _compare(more.outputs, _expected(sub, rest, True), f"{target.name} fused block")
+        compare_outputs(
+            more.outputs, expected_outputs(sub, rest, True), f"{target.name} fused block"
+        )
         fn = layer_function(sub.layers[inner.add], NAME)
         instructions, cycles = run.inclusive.get(fn, (run.instructions, run.cycles))
         files = {layer_file(i, sub.layers[i].op, NAME) for i in (0, 1, 2)}

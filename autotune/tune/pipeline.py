@@ -419,6 +419,7 @@ def _choose_all(
     # Sharing is measured: only where the layers run on the simulator.
     sharing = LayerSharing(graph, target, evaluator) if executes else None
     defaults: list[str] = []
+    ram_capped = ""  # the default RAM budget's sentence, where one was set
     if budget.flash is None and budget.ram is None and budget.objective == "cycles":
         # No budget: still a library that links. When the fastest mix comes near the
         # target's flash, choose again under the flash the memory map leaves the library.
@@ -431,7 +432,8 @@ def _choose_all(
         tflm = _tflm_ram_cap(graph, target, choice) if choice is not None else None
         if tflm is not None:
             choice, budget = None, dataclasses.replace(budget, ram=tflm)
-            defaults.append(f"RAM budget {tflm:,} B: tflite-micro's arena for this model")
+            ram_capped = f"RAM budget {tflm:,} B: tflite-micro's arena for this model"
+            defaults.append(ram_capped)
     if choice is None and (budget.flash is not None or budget.ram is not None):
         from autotune.emit.footprint import baseline_layout, build_footprint
         from autotune.emit.library import Choice, baseline_choices
@@ -519,11 +521,11 @@ def _choose_all(
         try:
             choice = choose(budget)
         except InfeasibleBudget:
-            if not any(d.startswith("RAM") for d in defaults):
+            if not ram_capped:
                 raise
             # No mix reaches tflite-micro's RAM: the default falls back to speed.
             budget = dataclasses.replace(budget, ram=None)
-            defaults = [d for d in defaults if not d.startswith("RAM")]
+            defaults.remove(ram_capped)
             defaults.append("no mix needs as little RAM as tflite-micro's arena")
             choice = choose(budget)
     choice.defaults = defaults
@@ -663,13 +665,9 @@ def _choose_fused(
 
 def planned_ram(graph: Graph, target: Target, choice: ModelChoice) -> int:
     """Arena + state the memory planner lays out for the library of these picks."""
-    from autotune.emit.library import Choice, library_codes
-    from autotune.emit.planner import plan_memory
+    from autotune.emit.library import Choice, planned_bytes
 
-    picks = Choice.from_trials(choice.picks, choice.share_layers)
-    codes = library_codes(graph, target, picks, render=False)  # fused blocks too
-    state = {t for code in codes for t in code.state}
-    return plan_memory(graph, codes).arena_bytes + sum(graph.tensors[t].nbytes for t in state)
+    return sum(planned_bytes(graph, target, Choice.from_trials(choice.picks, choice.share_layers)))
 
 
 def _tflm_ram_cap(graph: Graph, target: Target, choice: ModelChoice) -> int | None:

@@ -107,13 +107,13 @@ def test_the_measured_block_is_checked_against_the_reference(
     cost = fused.measure_block(graph, block, target, activations, 0)
     assert cost.layers == (1, 2, 3) and cost.metric == plugins.metric_label(target)
     # One LSB off in the reference's answer for the block's input in the model: refused.
-    expected = fused._expected
+    expected = fused.expected_outputs
 
     def off_by_one(sub, calls, reset):  # type: ignore[no-untyped-def]
         want = expected(sub, calls, reset)
         want[0][0].flat[0] += 1
         return want
 
-    monkeypatch.setattr(fused, "_expected", off_by_one)
+    monkeypatch.setattr(fused, "expected_outputs", off_by_one)
     with pytest.raises(AutotuneError, match="fused block: call 0 output 0: 1 of 256 values"):
         fused.measure_block(graph, block, target, activations, 0)
