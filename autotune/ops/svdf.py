@@ -1,18 +1,27 @@
-"""SVDF with int8 input and output and an int16 state, as tflite-micro computes it
-(svdf_common.cc, EvalIntegerSvdfReference).
+"""SVDF with int8 input and output, as tflite-micro computes it (svdf_common.cc,
+EvalIntegerSvdfReference<T>), for both of its state types: T is int16 (int16 time
+weights and state) or int8 (int8 time weights and state, TFLM's keyword benchmark).
 
-Each call shifts the state (per batch, filters x memory int16 values) one step left,
-writes each filter's feature product (sum of w * (x - input_zp), rescaled by
-in*feature/state scales, saturated to int16) into the newest slot, takes each filter's
-dot product with its time weights over the memory, sums `rank` filters per unit, adds
-the bias, rescales by state*time/output scales, adds the output zero point, clamps.
+Each call shifts the state (per batch, filters x memory values of T, one flat buffer)
+one step left, writes each filter's feature product (sum of w * (x - input_zp),
+rescaled by in*feature/state scales, saturated to T, plus the state zero point, narrowed
+to T with a wrap: the tflite_micro wheel's order, which newer TFLM sources changed to a
+clamp after the zero point) into the newest slot, takes each filter's dot product of its time weights with
+(state - state_zp) over the memory (int32 sums), sums `rank` filters per unit, adds the
+bias, rescales by state*time/output scales, adds the output zero point, clamps to int8.
+The fused activation is not applied: TFLM's integer SVDF ignores it.
+
+The C is one untuned function (kernels/ops/svdf.c.j2) that updates the state buffer
+the library keeps across calls (and resets to the state's zero point).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from autotune.model.graph import Tensor
+from autotune.emit.layer_code import LayerCode, c_type
+from autotune.emit.ops.shape import checked_context, operands, render
+from autotune.model.graph import Graph, Layer, Tensor
 from autotune.opdef import Op
 from autotune.reference.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -22,6 +31,16 @@ from autotune.reference.fixedpoint import (
 from autotune.reference.quant_params import require_quantized
 from autotune.reference.registry import OpContext
 
+# weights_time type -> the state type it runs with (TFLM reads the state as that type).
+STATE_TYPES = {"int16": "int16", "int8": "int8"}
+BIAS_SCALE_TOLERANCE = 1e-5  # TFLM's Prepare: |bias - state * time scale| below this
+
+
+def wrap(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Two's-complement narrowing, as C's conversion to int8_t / int16_t does on targets."""
+    bits = 8 * np.dtype(dtype).itemsize
+    return ((values.astype(np.int64) + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
+
 
 def _tensors(ctx: OpContext) -> tuple[Tensor | None, ...]:
     """(input, weights_feature, weights_time, bias, state, output)."""
@@ -29,9 +48,10 @@ def _tensors(ctx: OpContext) -> tuple[Tensor | None, ...]:
 
 
 def scales(x: Tensor, wf: Tensor, wt: Tensor, state: Tensor, y: Tensor) -> tuple[int, ...]:
-    f = float
-    s1 = f(np.float32(x.scale)) * f(np.float32(wf.scale)) / f(np.float32(state.scale))
-    s2 = f(np.float32(state.scale)) * f(np.float32(wt.scale)) / f(np.float32(y.scale))
+    """(m1, s1, m2, s2): TFLM computes each effective scale in float, then widens it."""
+    f32 = np.float32
+    s1 = float(f32(x.scale) * f32(wf.scale) / f32(state.scale))
+    s2 = float(f32(state.scale) * f32(wt.scale) / f32(y.scale))
     return (*quantize_multiplier(s1), *quantize_multiplier(s2))
 
 
@@ -39,11 +59,16 @@ def check(ctx: OpContext) -> str | None:
     x, wf, wt, bias, state, y = _tensors(ctx)
     if x is None or wf is None or wt is None or state is None:
         return "input, feature and time weights and the state are required"
-    want = {"input": (x, "int8"), "weights_feature": (wf, "int8"), "weights_time": (wt, "int16"),
-            "state": (state, "int16"), "output": (y, "int8")}  # fmt: skip
-    for name, (t, dtype) in want.items():
-        if t.dtype != dtype:
-            return f"{name} '{t.name}' is {t.dtype}; supported: {dtype}"
+    for name, t, dtypes in (
+        ("input", x, ("int8",)),
+        ("weights_feature", wf, ("int8",)),
+        ("weights_time", wt, tuple(STATE_TYPES)),
+        ("output", y, ("int8",)),
+    ):
+        if t.dtype not in dtypes:
+            return f"{name} '{t.name}' is {t.dtype}; supported: {', '.join(dtypes)}"
+    if state.dtype != STATE_TYPES[wt.dtype]:
+        return f"state '{state.name}' is {state.dtype}; with {wt.dtype} time weights: {wt.dtype}"
     reason = require_quantized(x, wf, wt, state, y)
     if reason:
         return reason
@@ -60,6 +85,8 @@ def check(ctx: OpContext) -> str | None:
         return "weights_feature must be filters x input, rank at least 1"
     if n_filter % rank:
         return f"{n_filter} filters are not a multiple of rank {rank}"
+    if n_input * 255 * 128 >= 1 << 31:
+        return f"an input of {n_input} can overflow TFLM's int32 feature sums"
     units = n_filter // rank
     if state.size != batch * n_filter * n_memory or y.shape != (batch, units):
         return "state or output shape does not match the weights"
@@ -67,6 +94,10 @@ def check(ctx: OpContext) -> str | None:
         return "bias is required"
     if bias.dtype != "int32" or bias.size != units:
         return f"bias must be int32 with {units} values"
+    want = float(np.float32(state.scale) * np.float32(wt.scale))
+    bias_scale = bias.scale if bias.quant is not None else 0.0
+    if abs(bias_scale - want) >= BIAS_SCALE_TOLERANCE:
+        return f"bias scale {bias_scale:g} is not state scale x time weights scale ({want:g})"
     if ctx.options.get("fused_activation_function", "NONE") not in ("NONE", "RELU"):
         return f"fused activation {ctx.options.get('fused_activation_function')}"
     return None
@@ -78,17 +109,21 @@ def kernel(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     assert x is not None and wf is not None and wt is not None and state_t is not None
     assert x_t is not None and wf_t is not None and wt_t is not None
     m1, s1, m2, s2 = scales(x_t, wf_t, wt_t, state_t, y)
+    info = np.iinfo(np.dtype(state_t.dtype))
     batch = x.shape[0]
     n_filter, n_memory = wt.shape
     rank = int(ctx.options.get("rank", 1))
-    state = ctx.state[state_t.index].reshape(batch, n_filter, n_memory).astype(np.int64)
-    state = np.concatenate([state.reshape(batch, -1)[:, 1:], np.zeros((batch, 1), np.int64)], 1)
-    state = state.reshape(batch, n_filter, n_memory)
+    flat = ctx.state[state_t.index].reshape(-1).astype(np.int64)
+    # The whole buffer moves one element left; every newest slot is written below.
+    state = np.concatenate([flat[1:], flat[-1:]]).reshape(batch, n_filter, n_memory)
     feature = (x.astype(np.int64) - x_t.zero_point) @ wf.astype(np.int64).T  # (batch, filters)
-    feature = np.clip(multiply_by_quantized_multiplier(feature, m1, s1), -32768, 32767)
-    state[:, :, -1] = feature
-    ctx.state[state_t.index] = state.astype(np.int16).reshape(state_t.shape)
-    per_filter = wrap_int32((state * wt.astype(np.int64)).sum(axis=2))  # int32 sums in TFLM
+    # Saturated to T, then the zero point added and narrowed to T with a wrap: the wheel's
+    # order (measured: a state zero point near the top of int8 wraps there).
+    feature = np.clip(multiply_by_quantized_multiplier(feature, m1, s1), info.min, info.max)
+    state[:, :, -1] = wrap(feature + state_t.zero_point, state_t.dtype)
+    ctx.state[state_t.index] = state.astype(state_t.dtype).reshape(state_t.shape)
+    centered = state - state_t.zero_point
+    per_filter = wrap_int32((centered * wt.astype(np.int64)).sum(axis=2))  # int32 sums
     units = per_filter.reshape(batch, n_filter // rank, rank).sum(axis=2)
     if bias is not None:
         units = units + bias.astype(np.int64).reshape(-1)
@@ -97,4 +132,53 @@ def kernel(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.clip(out, -128, 127).astype(np.int8)]
 
 
-OPS = [Op("SVDF", kernel, check, description="int8 SVDF with int16 state (reference only)")]
+def emit(graph: Graph, layer: Layer, function: str) -> LayerCode:
+    ctx = checked_context(graph, layer)
+    x, wf, wt, bias, state, y = _tensors(ctx)
+    assert x is not None and wf is not None and wt is not None and state is not None
+    assert bias is not None
+    m1, s1, m2, s2 = scales(x, wf, wt, state, y)
+    batches, n_input = x.shape
+    filters, memory = wt.shape
+    rank = int(ctx.options.get("rank", 1))
+    info = np.iinfo(np.dtype(state.dtype))
+    ops = operands(graph, layer)
+    note = (
+        f"{batches} x {n_input} -> {filters // rank} units, {filters} filters (rank {rank}) "
+        f"x {memory} steps, {wt.dtype} time weights and state"
+    )
+    source = render(
+        "svdf.c.j2",
+        graph,
+        layer,
+        note,
+        signature=ops.signature(function),
+        arrays=ops.arrays,
+        src=ops.names[x.index],
+        dst=ops.names[y.index],
+        state=ops.names[state.index],
+        weights_feature=ops.names[wf.index],
+        weights_time=ops.names[wt.index],
+        bias=ops.names[bias.index],
+        state_type=c_type(state.dtype),
+        state_bits=8 * np.dtype(state.dtype).itemsize,
+        state_min=int(info.min),
+        state_max=int(info.max),
+        batches=batches,
+        inputs=n_input,
+        filters=filters,
+        memory=memory,
+        rank=rank,
+        units=filters // rank,
+        input_zp=x.zero_point,
+        state_zp=state.zero_point,
+        output_zp=y.zero_point,
+        feature_mult=m1,
+        feature_shift=s1,
+        output_mult=m2,
+        output_shift=s2,
+    )
+    return LayerCode(function, source, ops.inputs, ops.outputs, ops.state, description=note)
+
+
+OPS = [Op("SVDF", kernel, check, emitter=emit, description="int8 SVDF, int8 or int16 state")]

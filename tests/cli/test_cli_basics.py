@@ -76,7 +76,6 @@ def test_truncated_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("model", "fragments"),
     [
-        ("keyword_scrambled_8bit.tflite", ("SVDF x7 (ops 1, 3, 5, 7, 9, 10, 11)", "not supported")),
         ("seanet_conv10_int16x8.tflite", ("op 0 (CONV_2D)", "int16")),
         ("seanet_transpose_conv0_int16x8.tflite", ("op 0 (TRANSPOSE_CONV)", "not supported")),
     ],

@@ -123,8 +123,12 @@ HOST_CASES = {
 @pytest.mark.parametrize("case", list(HOST_CASES), ids=list(HOST_CASES))
 def test_lstm_on_host_fresh_and_stateful(tmp_path: Path, case: str) -> None:
     graph = parse_model(HOST_CASES[case].build())
+    assert_fresh_and_stateful_on_host(graph, calls_for(graph), tmp_path)
+
+
+def assert_fresh_and_stateful_on_host(graph: Graph, calls: Calls, tmp_path: Path) -> None:
+    """The library on the host, reset before each call and with its state carried over."""
     library = emit_library(graph, plugins.get_target("cortex-m4"), tmp_path / "model")
-    calls = calls_for(graph)
     fresh = expected(graph, calls, reset_each=True)
     stateful = expected(graph, calls, reset_each=False)
     assert_same(fresh, run_on_host(library, graph, calls, reset_each=True))

@@ -126,6 +126,10 @@ ON_TARGETS = {
     "from-float-int16": (unary_model("QUANTIZE", "float32", "int16", None, (0.001, 0)), "float"),
     "dequantize-int8": (unary_model("DEQUANTIZE", "int8", "float32", (0.0371, 12), None), "int8"),
     "int16-to-int8": (unary_model("QUANTIZE", "int16", "int8", (0.0004, 0), (0.1, -3)), "int16"),
+    "int16-to-int32": (
+        unary_model("QUANTIZE", "int16", "int32", (1.0, 3), (1e-6, 2_000_000_000)),
+        "int16",
+    ),
 }
 
 

@@ -65,6 +65,13 @@ REQUANTIZE = {
     "uint8-to-int8-shift": ("uint8", "int8", (0.05, 128), (0.05, 0)),
     "uint8-to-int8": ("uint8", "int8", (0.031, 120), (0.07, -3)),
     "int8-to-uint8": ("int8", "uint8", (0.06, -10), (0.05, 131)),
+    # int32 ends: the keyword benchmark's last layer (SOFTMAX's int16 to int32), the other
+    # pairs TFLM's quantize has, and a scale ratio whose left shift wraps int32 (as TFLM).
+    "int16-to-int32": ("int16", "int32", (1.0 / 65536, -32768), (1.0 / 32768, 0)),
+    "int8-to-int32": ("int8", "int32", (0.05, 4), (0.0003, -7)),
+    "int16-to-int32-wrapping": ("int16", "int32", (1.0, 3), (1e-6, 2_000_000_000)),
+    "int32-to-int8": ("int32", "int8", (1e-9, 5), (0.03, -4)),
+    "int32-to-int16": ("int32", "int16", (1e-9, -1000), (1e-4, 3)),
 }
 
 

@@ -1,7 +1,7 @@
 """QUANTIZE and DEQUANTIZE in C, for every type pair the reference accepts.
 
-- integer -> integer (int8/int16 both ways): Requantize, one multiplier from the
-  reference's requantize_multiplier;
+- integer -> integer (int8/int16/int32 pairs TFLM has): Requantize, one multiplier from
+  the reference's requantize_multiplier, with TFLM's wrapping int32 arithmetic;
 - float32 -> int8/int16: AffineQuantize, x / scale in float32 and std::round, written
   out by hand (no libm), with the reference's handling of values that do not fit an
   int32 (NaN and infinities included): they become INT32_MIN before the zero point;
@@ -33,7 +33,12 @@ def quantize(graph: Graph, layer: Layer, function: str) -> LayerCode:
         note = f"{x.dtype} -> float32, scale {x.scale:g}, zero point {x.zero_point}"
     else:
         info = np.iinfo(np.dtype(y.dtype))
-        context = {"out_min": int(info.min), "out_max": int(info.max), "output_zp": y.zero_point}
+        context = {
+            "out_min": c_literal("int32", info.min),
+            "out_max": int(info.max),
+            "output_zp": y.zero_point,
+            "clamp": y.dtype != "int32",  # an int32 result is TFLM's wrapped int32 as it is
+        }
         if x.dtype == "float32":
             kind = "from_float"
             context["scale"] = c_literal("float32", y.scale)

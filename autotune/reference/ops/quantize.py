@@ -3,7 +3,9 @@
 float32 -> int8/int16 is AffineQuantize: x / scale in float32, rounded half away
 from zero, plus the zero point, clamped. Integer -> integer is Requantize:
 (q - in_zp) through one multiplier (in_scale / out_scale in double) plus the
-output zero point, clamped (uint8 <-> int8 included: the edges of uint8 models).
+output zero point, clamped (uint8 <-> int8 included: the edges of uint8 models). To
+and from int32 the int32 arithmetic wraps, as TFLM's does (an int32 output has no
+clamp that could catch it).
 Dequantize computes scale * (q - zp) in double and
 rounds once to float32.
 """
@@ -24,11 +26,13 @@ from autotune.reference.registry import OpContext, reference_op, require_dtypes
 INTEGER_TYPES = ("int8", "int16")
 DEQUANTIZE_TYPES = ("int8", "int16", "uint8")
 # Input type -> output types of QUANTIZE, as the tflite-micro kernel takes them (uint8 only
-# to and from int8: the edge of a model with a uint8 interface).
+# to and from int8: the edge of a model with a uint8 interface; int32 from and to int8
+# and int16: TFLM's keyword benchmark ends in int16 -> int32).
 QUANTIZE_PAIRS = {
     "float32": ("int8", "int16"),
-    "int8": ("int8", "int16", "uint8"),
-    "int16": ("int8", "int16"),
+    "int8": ("int8", "int16", "int32", "uint8"),
+    "int16": ("int8", "int16", "int32"),
+    "int32": ("int8", "int16"),
     "uint8": ("int8",),
 }
 
@@ -76,9 +80,10 @@ def quantize(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     if x_t.dtype == "float32":
         return [affine_quantize(x, y.scale, y.zero_point, y.dtype)]
     multiplier, shift = requantize_multiplier(x_t, y)
-    out = multiply_by_quantized_multiplier(x.astype(np.int64) - x_t.zero_point, multiplier, shift)
+    centered = wrap_int32(x.astype(np.int64) - x_t.zero_point)
+    out = wrap_int32(multiply_by_quantized_multiplier(centered, multiplier, shift) + y.zero_point)
     info = np.iinfo(np.dtype(y.dtype))
-    return [np.clip(out + y.zero_point, info.min, info.max).astype(y.dtype)]
+    return [np.clip(out, info.min, info.max).astype(y.dtype)]
 
 
 def check_dequantize(ctx: OpContext) -> str | None:
