@@ -11,16 +11,19 @@ clamp after the zero point) into the newest slot, takes each filter's dot produc
 bias, rescales by state*time/output scales, adds the output zero point, clamps to int8.
 The fused activation is not applied: TFLM's integer SVDF ignores it.
 
-The C is one untuned function (kernels/ops/svdf.c.j2) that updates the state buffer
-the library keeps across calls (and resets to the state's zero point).
+The C is one function that updates the state buffer the library keeps across calls
+(and resets to the state's zero point): kernels/ops/svdf.c.j2 untuned, and the tuned
+template kernels/svdf.py (whose baseline is that same file) from the spec built here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from autotune.emit.layer_code import LayerCode, c_type
-from autotune.emit.ops.shape import checked_context, operands, render
+from autotune.emit.layer_code import LayerCode, c_type, layer_io
+from autotune.emit.ops.shape import checked_context, const_array, render
 from autotune.model.graph import Graph, Layer, Tensor
 from autotune.opdef import Op
 from autotune.reference.fixedpoint import (
@@ -30,6 +33,7 @@ from autotune.reference.fixedpoint import (
 )
 from autotune.reference.quant_params import require_quantized
 from autotune.reference.registry import OpContext
+from autotune.tune.spec import KernelSpec
 
 # weights_time type -> the state type it runs with (TFLM reads the state as that type).
 STATE_TYPES = {"int16": "int16", "int8": "int8"}
@@ -132,53 +136,93 @@ def kernel(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
     return [np.clip(out, -128, 127).astype(np.int8)]
 
 
-def emit(graph: Graph, layer: Layer, function: str) -> LayerCode:
-    ctx = checked_context(graph, layer)
+def spec(ctx: OpContext) -> KernelSpec:
+    """The layer as the tuned template sees it: shapes and state type key the workload."""
     x, wf, wt, bias, state, y = _tensors(ctx)
     assert x is not None and wf is not None and wt is not None and state is not None
-    assert bias is not None
+    assert bias is not None and wf.data is not None and wt.data is not None
+    assert bias.data is not None
     m1, s1, m2, s2 = scales(x, wf, wt, state, y)
     batches, n_input = x.shape
     filters, memory = wt.shape
     rank = int(ctx.options.get("rank", 1))
-    info = np.iinfo(np.dtype(state.dtype))
-    ops = operands(graph, layer)
-    note = (
-        f"{batches} x {n_input} -> {filters // rank} units, {filters} filters (rank {rank}) "
-        f"x {memory} steps, {wt.dtype} time weights and state"
+    reset = state.zero_point if state.dtype == "int8" else 0  # TFLM's ResetVariableTensors
+    return KernelSpec(
+        op="SVDF",
+        layer_index=ctx.layer.index,
+        dims={
+            "batches": batches,
+            "inputs": n_input,
+            "filters": filters,
+            "memory": memory,
+            "rank": rank,
+            "units": filters // rank,
+        },
+        flags={"state": state.dtype},
+        consts={
+            "weights_feature": wf.data.astype(np.int8).reshape(filters, n_input),
+            "weights_time": wt.data.astype(state.dtype).reshape(filters, memory),
+            "bias": bias.data.astype(np.int32).reshape(-1),
+        },
+        scalars={
+            "input_zp": x.zero_point,
+            "state_zp": state.zero_point,
+            "output_zp": y.zero_point,
+            "feature_mult": m1,
+            "feature_shift": s1,
+            "output_mult": m2,
+            "output_shift": s2,
+        },
+        state=[(state.dtype, state.size, reset)],
+        io_sizes=([x.size], y.size),
     )
-    source = render(
-        "svdf.c.j2",
-        graph,
-        layer,
-        note,
-        signature=ops.signature(function),
-        arrays=ops.arrays,
-        src=ops.names[x.index],
-        dst=ops.names[y.index],
-        state=ops.names[state.index],
-        weights_feature=ops.names[wf.index],
-        weights_time=ops.names[wt.index],
-        bias=ops.names[bias.index],
-        state_type=c_type(state.dtype),
-        state_bits=8 * np.dtype(state.dtype).itemsize,
-        state_min=int(info.min),
-        state_max=int(info.max),
-        batches=batches,
-        inputs=n_input,
-        filters=filters,
-        memory=memory,
-        rank=rank,
-        units=filters // rank,
-        input_zp=x.zero_point,
-        state_zp=state.zero_point,
-        output_zp=y.zero_point,
-        feature_mult=m1,
-        feature_shift=s1,
-        output_mult=m2,
-        output_shift=s2,
-    )
-    return LayerCode(function, source, ops.inputs, ops.outputs, ops.state, description=note)
 
 
-OPS = [Op("SVDF", kernel, check, emitter=emit, description="int8 SVDF, int8 or int16 state")]
+def c_context(k: KernelSpec) -> dict[str, Any]:
+    """What kernels/ops/svdf.c.j2 needs beyond its header and signature (whose parameters
+    are in0, out0, state0, scratch), from the layer's spec."""
+    d, sc, dtype = k.dims, k.scalars, str(k.flags["state"])
+    info = np.iinfo(np.dtype(dtype))
+    ctype = c_type(dtype)
+    arrays = [
+        const_array("int8", "c0", k.consts["weights_feature"]),
+        const_array(dtype, "c1", k.consts["weights_time"]),
+        const_array("int32", "c2", k.consts["bias"]),
+    ]
+    return {
+        "arrays": arrays,
+        "src": "in0",
+        "dst": "out0",
+        "state": "state0",
+        "weights_feature": "c0",
+        "weights_time": "c1",
+        "bias": "c2",
+        "state_type": ctype,
+        "state_bits": 8 * np.dtype(dtype).itemsize,
+        "state_min": int(info.min),
+        "state_max": int(info.max),
+        **d,
+        **sc,
+    }
+
+
+def describe(k: KernelSpec) -> str:
+    d = k.dims
+    return (
+        f"{d['batches']} x {d['inputs']} -> {d['units']} units, {d['filters']} filters "
+        f"(rank {d['rank']}) x {d['memory']} steps, {k.flags['state']} time weights and state"
+    )
+
+
+def emit(graph: Graph, layer: Layer, function: str) -> LayerCode:
+    k = spec(checked_context(graph, layer))
+    ctx = c_context(k)
+    signature = f"void {function}(const int8_t *in0, int8_t *out0, {ctx['state_type']} *state0, void *scratch)"
+    source = render("svdf.c.j2", graph, layer, describe(k), signature=signature, **ctx)
+    inputs, outputs, state = layer_io(graph, layer)
+    return LayerCode(function, source, inputs, outputs, state, description=describe(k))
+
+
+OPS = [
+    Op("SVDF", kernel, check, emitter=emit, spec=spec, description="int8 SVDF, int8/int16 state")
+]

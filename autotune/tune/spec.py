@@ -74,6 +74,11 @@ class KernelSpec:
                 f"{d['steps']} steps x {d['batches']} batch, {d['features']} features -> "
                 f"{d['units']} units, {'time' if d['time_major'] else 'batch'}-major"
             )
+        if self.op == "SVDF":
+            return (
+                f"{d['batches']}x{d['inputs']} -> {d['units']} units, {d['filters']} filters "
+                f"x {d['memory']} steps, {self.flags['state']} state"
+            )
         return f"{d.get('size', 0)} elements"
 
     @property
