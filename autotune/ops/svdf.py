@@ -18,7 +18,7 @@ template kernels/svdf.py (whose baseline is that same file) from the spec built 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,7 +33,9 @@ from autotune.reference.fixedpoint import (
 )
 from autotune.reference.quant_params import require_quantized
 from autotune.reference.registry import OpContext
-from autotune.tune.spec import KernelSpec
+
+if TYPE_CHECKING:  # tune.spec installs the built-in ops, this module among them
+    from autotune.tune.spec import KernelSpec
 
 # weights_time type -> the state type it runs with (TFLM reads the state as that type).
 STATE_TYPES = {"int16": "int16", "int8": "int8"}
@@ -138,6 +140,7 @@ def kernel(ctx: OpContext, args: list[np.ndarray | None]) -> list[np.ndarray]:
 
 def spec(ctx: OpContext) -> KernelSpec:
     """The layer as the tuned template sees it: shapes and state type key the workload."""
+    from autotune.tune.spec import KernelSpec
     x, wf, wt, bias, state, y = _tensors(ctx)
     assert x is not None and wf is not None and wt is not None and state is not None
     assert bias is not None and wf.data is not None and wt.data is not None
