@@ -29,7 +29,7 @@ import numpy as np
 from autotune import __version__
 from autotune.db import ResultsDB
 from autotune.emit.library import Choice, Library, emit_library, layer_function
-from autotune.emit.verify import build_for_target
+from autotune.emit.verify import build_for_target, instruction_budget
 from autotune.model.arrays import extreme_inputs, random_inputs
 from autotune.model.extract import layers_model
 from autotune.model.graph import Graph, Layer
@@ -38,8 +38,6 @@ from autotune.platform import plugins, toolchain
 from autotune.platform.target import Target
 from autotune.reference.executor import Interpreter
 from autotune.reference.ops.activations import softmax_below_range, softmax_params
-
-BUDGET = 2_000_000_000
 
 # op -> crafted inputs of one layer: name -> arrays for the layer's inputs.
 Crafter = Callable[[Graph, Layer], dict[str, list[np.ndarray]]]
@@ -175,7 +173,7 @@ def _runs(
     out = {}
     for name, arrays in cases.items():
         feed = {f"at_in{i}": np.ascontiguousarray(a).tobytes() for i, a in enumerate(arrays)}
-        run = runner.run(build.elf, target, inputs=feed, outputs={}, budget=BUDGET, **profile)
+        run = runner.run(build.elf, target, inputs=feed, outputs={}, budget=instruction_budget(graph, 1), **profile)
         out[name] = (run.cycles, _per_function(run))
     return out
 

@@ -21,6 +21,7 @@ import numpy as np
 from autotune.emit.layer_code import c_type
 from autotune.emit.library import Library
 from autotune.model.graph import Graph
+from autotune.model.stats import inference_work
 from autotune.platform import plugins, toolchain
 from autotune.platform.harness import harness_dir
 from autotune.platform.target import Target
@@ -128,6 +129,20 @@ def build_for_target(
     )
 
 
+# Instructions per unit of work no generated C comes near, baselines on the slowest cores
+# included (an element of SOFTMAX or of an ADD without a 64-bit multiply costs most).
+PER_MAC, PER_ELEMENT, PER_CALL = 64, 512, 100_000_000
+MIN_BUDGET = 2_000_000_000
+
+
+def instruction_budget(graph: Graph, calls: int) -> int:
+    """The instruction budget of a run of ``calls`` whole-model inferences: a guard
+    against a program that never stops, so it grows with the model (a 300 M-MAC
+    network's baseline on a Cortex-A needs more than any fixed figure for small ones)."""
+    macs, elements = inference_work(graph)
+    return max(MIN_BUDGET, calls * (PER_CALL + PER_MAC * macs + PER_ELEMENT * elements))
+
+
 def run_on_target(
     library: Library,
     graph: Graph,
@@ -149,7 +164,7 @@ def run_on_target(
         target,
         inputs=inputs,
         outputs=sizes,
-        budget=2_000_000_000,
+        budget=instruction_budget(graph, len(calls)),
         profile=runner.capabilities.profiles_functions,
     )
     outputs: list[list[np.ndarray]] = [[] for _ in calls]

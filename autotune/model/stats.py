@@ -70,6 +70,14 @@ def layer_macs(graph: Graph, layer: Layer) -> int:
     return int(counter(graph, layer)) if counter else 0
 
 
+def inference_work(graph: Graph) -> tuple[int, int]:
+    """(MACs, activation elements written) of one inference: what the instructions of a
+    whole-model run grow with."""
+    macs = sum(layer_macs(graph, layer) for layer in graph.layers)
+    elements = sum(graph.tensors[t].size for layer in graph.layers for t in layer.outputs)
+    return macs, elements
+
+
 def is_parameter(t: Tensor | None) -> bool:
     """Weights and biases: constants that carry quantization or are floating point.
 
