@@ -167,7 +167,7 @@ def conformance_layers() -> tuple:
     from autotune.tune.spec import build_spec
 
     found = []
-    for blob in (quickstart_model(), _binary_model()):
+    for blob in (quickstart_model(), _binary_model(), _svdf_model()):
         graph = parse_model(blob)
         for layer in graph.layers:
             spec = build_spec(graph, layer)
@@ -222,6 +222,25 @@ def _binary_model() -> bytes:
         fused_activation_function="NONE",
     )
     b.inputs(x1, x2)
+    b.outputs(y)
+    return b.build()
+
+
+def _svdf_model() -> bytes:
+    """One SVDF with int8 time weights and an int8 state (TFLM's keyword benchmark's kind)."""
+    from autotune.model.tflite_writer import ModelBuilder
+
+    rng = np.random.default_rng(12)
+    b = ModelBuilder("autotune conformance: svdf")
+    x = b.tensor("x", (1, 16), "int8", 0.05, -2)
+    wf = b.constant("wf", rng.integers(-127, 128, (8, 16)).astype(np.int8), 0.0092, 0)
+    wt = b.constant("wt", rng.integers(-127, 128, (8, 4)).astype(np.int8), 0.0149, 0)
+    bias_scale = float(np.float32(0.807) * np.float32(0.0149))  # state x time, as TFLM checks
+    bias = b.constant("bias", rng.integers(-900, 900, 8).astype(np.int32), bias_scale, 0)
+    state = b.tensor("state", (1, 32), "int8", 0.807, -50, variable=True)
+    y = b.tensor("y", (1, 8), "int8", 0.2, -128)
+    b.op("SVDF", [x, wf, wt, bias, state], [y], rank=1, fused_activation_function="NONE")
+    b.inputs(x)
     b.outputs(y)
     return b.build()
 
