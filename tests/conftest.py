@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,12 @@ from autotune.reference.oracle import oracle_invoke
 # Tests measure what they tune: the results shipped in results_db/ stay out unless a test
 # asks for them (set here, so that the autotune processes the tests start inherit it).
 os.environ["AUTOTUNE_SHIPPED"] = "0"
+
+# A test run started in the background by a shell without job control inherits an ignored
+# SIGINT, and so would every autotune process the Ctrl-C tests start and interrupt (an
+# ignored signal survives exec). Catching it here gives those processes the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 MODELS = Path(
     os.environ.get("AUTOTUNE_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models")
